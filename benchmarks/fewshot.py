@@ -1,0 +1,220 @@
+"""MetalDAM scribble 1-shot benchmark (and dense 1-shot, and NASA Super3), against a random forest.
+
+Run from the project root:  python benchmarks/fewshot.py  [--folds 0 1] [--quick]
+Reads ../shared/data; prints a table and writes benchmarks/results/fewshot.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from napari_matseg.core.finetune import FinetuneConfig, Finetuner
+from napari_matseg.core.imageio import read_image, read_labels
+from napari_matseg.core.metrics import confusion_matrix, score
+from napari_matseg.core.predict import PredictConfig, predict_image
+from napari_matseg.core.simulate import simulate_scribbles
+
+DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+METALDAM_MIOU_CLASSES = [0, 1, 2, 4]
+
+
+def metaldam_pair(name: str) -> tuple[np.ndarray, np.ndarray]:
+    root = DATA / "MetalDAM"
+    label = read_labels(root / "labels" / f"{name}.png")
+    image = read_image(root / "images" / f"{name}.jpg")[: label.shape[0], : label.shape[1]]
+    return image, label
+
+
+def nasa_pair(name: str) -> tuple[np.ndarray, np.ndarray]:
+    root = DATA / "NASA-Superalloy"
+    return (read_image(root / "images" / name),
+            read_labels(root / "labels" / f"{Path(name).stem}_mask.png"))
+
+
+class UNetMethod:
+    name = "matseg"
+
+    def __init__(self, config: FinetuneConfig):
+        self.config = config
+
+    def fit(self, image, scribbles, num_classes):
+        t = time.perf_counter()
+        tuner = Finetuner(image, scribbles, num_classes=num_classes, config=self.config, info_band=0)
+        self.model = tuner.train()
+        self.preprocess = tuner.preprocess
+        self.info = {k: tuner.provenance[k] for k in ("steps", "best_step", "stop_reason")}
+        return time.perf_counter() - t
+
+    def predict(self, image):
+        pred = predict_image(self.model, image, self.preprocess, PredictConfig(keep_probabilities=False),
+                             info_band=0)
+        return pred.labels - 1
+
+
+class RandomForestMethod:
+    """The ilastik / Weka approach: a filter bank per pixel and a random forest."""
+
+    name = "random-forest"
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+
+    @staticmethod
+    def _features(image):
+        from skimage.feature import multiscale_basic_features
+
+        from napari_matseg.core.normalize import PercentileNormalizer
+
+        return multiscale_basic_features(PercentileNormalizer()(image), intensity=True, edges=True,
+                                         texture=True, sigma_min=1, sigma_max=16)
+
+    def fit(self, image, scribbles, num_classes):
+        from sklearn.ensemble import RandomForestClassifier
+
+        t = time.perf_counter()
+        feats = self._features(image)
+        mask = scribbles > 0
+        self.forest = RandomForestClassifier(n_estimators=100, max_depth=16, n_jobs=-1,
+                                             class_weight="balanced", random_state=self.seed)
+        self.forest.fit(feats[mask], scribbles[mask] - 1)
+        self.info = {}
+        return time.perf_counter() - t
+
+    def predict(self, image):
+        feats = self._features(image)
+        return self.forest.predict(feats.reshape(-1, feats.shape[-1])).reshape(image.shape)
+
+
+def run_split(method, train_image, train_labels, test_pairs, num_classes, miou_classes):
+    fit_s = method.fit(train_image, train_labels, num_classes)
+    cm = np.zeros((num_classes, num_classes), np.int64)
+    pred_s = []
+    for image, truth in test_pairs:
+        t = time.perf_counter()
+        pred = method.predict(image)
+        pred_s.append(time.perf_counter() - t)
+        cm += confusion_matrix(truth, pred, num_classes)
+    s = score(cm, miou_classes)
+    return {"miou": s.miou, "iou": s.iou.tolist(), "fraction_error": s.fraction_error.tolist(),
+            "accuracy": s.accuracy, "confusion": cm.tolist(), "fit_seconds": fit_s,
+            "predict_seconds_per_image": float(np.mean(pred_s)), **getattr(method, "info", {})}
+
+
+def metaldam_folds(folds, modes, methods, seed):
+    splits = json.loads((DATA / "MetalDAM" / "splits" / "official_6fold.json").read_text())
+    rows = []
+    for fold in folds:
+        split = splits[f"fold{fold}"]
+        shot = next(n for n in split["train"]
+                    if {0, 1, 2} <= set(np.unique(metaldam_pair(n)[1]).tolist()))
+        image, truth = metaldam_pair(shot)
+        tests = [metaldam_pair(n) for n in split["test"]]
+        for mode in modes:
+            labels = (simulate_scribbles(truth, seed=seed + fold) if mode == "scribble"
+                      else truth.astype(np.int64) + 1)
+            for method in methods:
+                res = run_split(method, image, labels, tests, 5, METALDAM_MIOU_CLASSES)
+                res.update(dataset="MetalDAM", split=f"fold{fold}", shot=shot, mode=mode,
+                           method=method.name, painted_fraction=float((labels > 0).mean()))
+                rows.append(res)
+                print(f"  MetalDAM fold{fold} {mode:8s} {method.name:13s} mIoU {res['miou']:.3f}  "
+                      f"fit {res['fit_seconds']:.0f}s  {res.get('steps', '')}", flush=True)
+    return rows
+
+
+def nasa_super3(modes, methods, seed):
+    split = json.loads((DATA / "NASA-Superalloy" / "splits" / "Super3.json").read_text())
+    image, truth = nasa_pair(split["train"][0])
+    rows = []
+    for mode in modes:
+        labels = (simulate_scribbles(truth, seed=seed) if mode == "scribble"
+                  else truth.astype(np.int64) + 1)
+        for method in methods:
+            for test in ("test", "different_test"):
+                res = run_split(method, image, labels, [nasa_pair(n) for n in split[test]], 3, None)
+                res.update(dataset="NASA-Super3", split=test, mode=mode, method=method.name)
+                rows.append(res)
+                print(f"  NASA Super3 {test:14s} {mode:8s} {method.name:13s} mIoU {res['miou']:.3f}",
+                      flush=True)
+    return rows
+
+
+def summarise(rows):
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["dataset"], r["mode"], r["method"], r["dataset"] == "NASA-Super3" and r["split"]), []).append(r)
+    table = []
+    for (dataset, mode, method, split), rs in groups.items():
+        m = np.array([r["miou"] for r in rs])
+        iou = np.nanmean(np.array([r["iou"] for r in rs], dtype=float), axis=0)
+        ferr = np.mean(np.abs(np.array([r["fraction_error"] for r in rs])), axis=0)
+        table.append({"dataset": dataset if not split else f"{dataset} {split}", "mode": mode,
+                      "method": method, "miou_mean": float(m.mean()), "miou_std": float(m.std()),
+                      "n": len(rs), "iou_per_class": iou.tolist(),
+                      "abs_fraction_error": ferr.tolist(),
+                      "fit_seconds": float(np.mean([r["fit_seconds"] for r in rs])),
+                      "predict_seconds": float(np.mean([r["predict_seconds_per_image"] for r in rs]))})
+    return table
+
+
+def print_table(table):
+    print("\n| data | strokes | method | mIoU (mean ± std) | IoU per class | mean abs phase-fraction error | fit s | predict s/img |")
+    print("|---|---|---|---|---|---|---|---|")
+    for t in table:
+        iou = " ".join("–" if np.isnan(v) else f"{v:.2f}" for v in t["iou_per_class"])
+        fe = " ".join(f"{v * 100:.1f}" for v in t["abs_fraction_error"])
+        print(f"| {t['dataset']} (n={t['n']}) | {t['mode']} | {t['method']} | "
+              f"{t['miou_mean']:.3f} ± {t['miou_std']:.3f} | {iou} | {fe} % | "
+              f"{t['fit_seconds']:.1f} | {t['predict_seconds']:.2f} |")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--folds", type=int, nargs="+", default=list(range(6)))
+    p.add_argument("--modes", nargs="+", default=["scribble", "dense"], choices=["scribble", "dense"])
+    p.add_argument("--methods", nargs="+", default=["matseg", "random-forest"],
+                   choices=["matseg", "random-forest"])
+    p.add_argument("--no-nasa", action="store_true", help="skip the NASA Super3 split")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2, help="torch threads (2 = the target laptop)")
+    p.add_argument("--steps", type=int, help="override the fine-tune step budget")
+    p.add_argument("--seconds", type=float, help="override the fine-tune time budget")
+    p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                   help="override FinetuneConfig fields (for ablations)")
+    p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "fewshot.json")
+    args = p.parse_args(argv)
+    if not DATA.is_dir():
+        sys.exit(f"benchmark data not found at {DATA}")
+    torch.set_num_threads(args.threads)
+    config = FinetuneConfig(seed=args.seed)
+    if args.steps:
+        config = replace(config, max_steps=args.steps)
+    if args.seconds:
+        config = replace(config, max_seconds=args.seconds)
+    for item in args.set:
+        key, value = item.split("=", 1)
+        config = replace(config, **{key: type(getattr(config, key))(value) if getattr(config, key) is not None else float(value)})
+    methods = [UNetMethod(config) if m == "matseg" else RandomForestMethod(args.seed) for m in args.methods]
+    rows = metaldam_folds(args.folds, args.modes, methods, args.seed)
+    if not args.no_nasa:
+        rows += nasa_super3(args.modes, methods, args.seed)
+    table = summarise(rows)
+    print_table(table)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"config": config.to_dict(), "threads": args.threads,
+                                    "machine": platform.platform(), "processor": platform.processor(),
+                                    "summary": table, "runs": rows}, indent=1, default=str))
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

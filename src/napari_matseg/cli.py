@@ -1,0 +1,278 @@
+"""``matseg``: fine-tune, predict and evaluate from the command line (no GUI needed)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .core.errors import MatsegError
+
+EPILOG = """examples:
+  matseg finetune steel.tif strokes.png -o steel.matseg --classes matrix austenite MA --minutes 2
+  matseg predict steel.matseg micrographs/ -o results/
+  matseg evaluate steel.matseg --images a.tif b.tif --labels a_gt.png b_gt.png
+"""
+
+
+def _info_band(value: str):
+    if value == "auto":
+        return "auto"
+    try:
+        rows = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("--info-band takes 'auto' or a number of rows") from None
+    if rows < 0:
+        raise argparse.ArgumentTypeError("--info-band rows must be 0 or more")
+    return rows
+
+
+def _positive_float(value: str) -> float:
+    v = float(value)
+    if v <= 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return v
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--info-band", type=_info_band, default="auto", metavar="auto|ROWS",
+                   help="height of the microscope's information band at the image bottom, kept out "
+                        "of training and prediction: 'auto' detects it (default), 0 means none")
+    p.add_argument("--device", default="auto",
+                   help="torch device: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads torch may use (default: torch's choice)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="matseg", description="Segment micrographs from a few painted strokes.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command")
+
+    ft = sub.add_parser("finetune", help="train a model from strokes painted on one image",
+                        description="Fine-tune a segmentation model on one micrograph from a label "
+                                    "image of painted strokes (0 = unpainted, 1..K = classes).")
+    ft.add_argument("image", type=Path, help="the micrograph (TIFF, PNG, JPEG, BMP)")
+    ft.add_argument("labels", type=Path,
+                    help="label image of the same size: 0 unpainted, 1..K the painted classes")
+    ft.add_argument("-o", "--output", type=Path, required=True, help="model bundle to write (.matseg)")
+    ft.add_argument("--classes", nargs="+", metavar="NAME",
+                    help="class names in label order 1..K (default: 'class 1', 'class 2', ...)")
+    ft.add_argument("--colours", nargs="+", metavar="HEX", help="class colours, e.g. '#1f77b4'")
+    budget = ft.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=int, help="stop after this many optimiser steps")
+    budget.add_argument("--minutes", type=_positive_float, help="stop after this many minutes")
+    ft.add_argument("--start", type=Path, metavar="MODEL",
+                    help="continue training this bundle (warm start) instead of a new model")
+    ft.add_argument("--encoder", default=None,
+                    help="timm encoder of a new model (default tf_efficientnet_lite0, ImageNet weights)")
+    ft.add_argument("--scale", type=_positive_float, default=None,
+                    help="resample images by this factor before the network sees them (e.g. 0.5)")
+    ft.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    _add_common(ft)
+
+    pr = sub.add_parser("predict", help="segment images with a trained model",
+                        description="Write a class label image per input image and a CSV of phase "
+                                    "(area) fractions.")
+    pr.add_argument("model", type=Path, help="model bundle (.matseg)")
+    pr.add_argument("inputs", type=Path, nargs="+", metavar="IMAGE_OR_DIR",
+                    help="images, or folders whose images are all segmented")
+    pr.add_argument("-o", "--output", type=Path, required=True, help="folder for the results")
+    pr.add_argument("--format", choices=["png", "tif"], default="png", help="label image format")
+    pr.add_argument("--uncertainty", action="store_true",
+                    help="also write a float TIFF of per-pixel uncertainty (normalised entropy)")
+    pr.add_argument("--tta", action="store_true", help="average over flips (4x slower, smoother)")
+    pr.add_argument("--tile", type=int, default=1024, help="tile size in pixels (default 1024)")
+    _add_common(pr)
+
+    ev = sub.add_parser("evaluate", help="compare predictions with ground-truth labels",
+                        description="Report IoU, Dice, accuracy and phase-fraction errors. Ground "
+                                    "truth uses the model's class numbering 1..K (0 = not labelled), "
+                                    "or 0..K-1 with --zero-based.")
+    ev.add_argument("model", type=Path, help="model bundle (.matseg)")
+    ev.add_argument("--images", type=Path, nargs="+", required=True, help="images to segment")
+    ev.add_argument("--labels", type=Path, nargs="+", required=True,
+                    help="ground-truth label images, one per image, in the same order")
+    ev.add_argument("--zero-based", action="store_true",
+                    help="ground truth numbers classes 0..K-1 (every pixel labelled)")
+    ev.add_argument("--miou-classes", type=int, nargs="+", metavar="K",
+                    help="classes (1..K) averaged into mIoU (default: all)")
+    _add_common(ev)
+    return parser
+
+
+def _progress(total, desc, unit):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True,
+                disable=None)
+
+
+def cmd_finetune(args) -> int:
+    from .core import FinetuneConfig, Finetuner, load_bundle, read_image, read_labels
+    from .core.model import ModelConfig
+    from .core.preprocess import PreprocessConfig
+
+    image, labels = read_image(args.image), read_labels(args.labels)
+    config = FinetuneConfig(seed=args.seed, device=args.device)
+    if args.steps:
+        config.max_steps, config.max_seconds = args.steps, None
+    if args.minutes:
+        config.max_seconds = args.minutes * 60
+        config.max_steps = max(config.max_steps, int(config.max_seconds * 10))
+    start = load_bundle(args.start) if args.start else None
+    model = start.model if start else None
+    preprocess = start.preprocess if start else PreprocessConfig()
+    if args.scale:
+        preprocess.scale = args.scale
+    model_config = ModelConfig(encoder=args.encoder) if args.encoder else None
+    names = args.classes or (start.class_names if start else None)
+    tuner = Finetuner(image, labels, num_classes=len(names) if names else None, model=model,
+                      config=config, preprocess=preprocess, model_config=model_config,
+                      info_band=args.info_band)
+    bar = _progress(config.max_steps, "fine-tuning", "step")
+    done = None
+    try:
+        for event in tuner.run():
+            if event.kind == "step":
+                bar.update(event.step - bar.n)
+                bar.set_postfix(loss=f"{event.loss:.3f}")
+            elif event.kind == "done":
+                done = event
+    except KeyboardInterrupt:
+        tuner.stop()
+        print("interrupted: keeping the best model so far", file=sys.stderr)
+    finally:
+        bar.close()
+    colours = args.colours or (start.class_colours if start else None)
+    bundle = tuner.to_bundle(names, colours)
+    if start:
+        bundle.provenance["warm_start"] = start.provenance
+    bundle.save(args.output)
+    reason = done.reason if done else "interrupted"
+    print(f"saved {args.output} ({tuner.provenance.get('steps', tuner.steps_done)} steps, best at "
+          f"step {tuner.best_step}, stopped by {reason})")
+    return 0
+
+
+def _phase_row(name, labels, class_names):
+    from .core.metrics import phase_fractions
+
+    fractions = phase_fractions(labels, len(class_names), offset=1)
+    return {"image": name, **{f"{c} (%)": round(100 * f, 3) for c, f in zip(class_names, fractions)}}
+
+
+def cmd_predict(args) -> int:
+    from .core import PredictConfig, list_images, load_bundle, predict_image, read_image, write_labels
+    from .core.device import pick_device
+
+    bundle = load_bundle(args.model)
+    files = list_images(args.inputs)
+    device = pick_device(args.device)
+    bundle.model.to(device)
+    args.output.mkdir(parents=True, exist_ok=True)
+    config = PredictConfig(tile=args.tile, tta=args.tta, keep_probabilities=False)
+    rows, failed = [], 0
+    bar = _progress(len(files), "predicting", "image")
+    for path in files:
+        try:
+            image = read_image(path)
+            pred = predict_image(bundle.model, image, bundle.preprocess, config, args.info_band, device)
+        except MatsegError as exc:
+            failed += 1
+            print(f"skipped {exc}", file=sys.stderr)
+            bar.update(1)
+            continue
+        write_labels(args.output / f"{path.stem}_labels.{args.format}", pred.labels)
+        if args.uncertainty:
+            import tifffile
+
+            tifffile.imwrite(args.output / f"{path.stem}_uncertainty.tif", pred.uncertainty)
+        rows.append(_phase_row(path.name, pred.labels, bundle.class_names))
+        bar.update(1)
+    bar.close()
+    if rows:
+        with open(args.output / "phase_fractions.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    print(f"segmented {len(rows)} image(s) into {args.output}" + (f", {failed} skipped" if failed else ""))
+    return 0 if rows else 1
+
+
+def cmd_evaluate(args) -> int:
+    from .core import (InputError, PredictConfig, confusion_matrix, load_bundle, predict_image,
+                       read_image, read_labels, score)
+    from .core.device import pick_device
+
+    if len(args.images) != len(args.labels):
+        raise InputError(f"{len(args.images)} images but {len(args.labels)} label images")
+    bundle = load_bundle(args.model)
+    device = pick_device(args.device)
+    bundle.model.to(device)
+    k = len(bundle.class_names)
+    cm = np.zeros((k, k), np.int64)
+    for img_path, lab_path in zip(args.images, args.labels):
+        image, truth = read_image(img_path), read_labels(lab_path)
+        if truth.shape != image.shape[:2]:
+            if truth.shape[0] <= image.shape[0] and truth.shape[1] <= image.shape[1]:
+                image = image[: truth.shape[0], : truth.shape[1]]
+            else:
+                raise InputError(f"{lab_path}: labels {truth.shape} larger than image {image.shape}")
+        pred = predict_image(bundle.model, image, bundle.preprocess,
+                             PredictConfig(keep_probabilities=False), args.info_band, device)
+        t = truth if args.zero_based else truth - 1
+        band = np.zeros(truth.shape, bool)
+        band[pred.content_rows:] = True
+        cm += confusion_matrix(t, pred.labels.astype(np.int64) - 1, k, ignore=band)
+    classes = [c - 1 for c in args.miou_classes] if args.miou_classes else None
+    s = score(cm, classes)
+    width = max(len(n) for n in bundle.class_names)
+    print(f"{'class':{width}s}   IoU   Dice  true %  pred %")
+    for i, name in enumerate(bundle.class_names):
+        print(f"{name:{width}s}  {s.iou[i]:.3f}  {s.dice[i]:.3f}  {100 * s.true_fractions[i]:6.2f}  "
+              f"{100 * s.predicted_fractions[i]:6.2f}")
+    print(f"mIoU {s.miou:.4f}   pixel accuracy {s.accuracy:.4f}   images {len(args.images)}")
+    return 0
+
+
+COMMANDS = {"finetune": cmd_finetune, "predict": cmd_predict, "evaluate": cmd_evaluate}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from . import __version__
+
+        print(f"napari-matseg {__version__}")
+        return 0
+    if not args.command:
+        parser.print_help()
+        return 2
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    try:
+        code = COMMANDS[args.command](args)
+    except MatsegError as exc:
+        print(f"matseg {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"matseg {args.command}: interrupted", file=sys.stderr)
+        return 130
+    if code == 0:
+        print(f"done in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

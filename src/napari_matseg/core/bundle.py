@@ -1,0 +1,128 @@
+"""One-file model bundles: safetensors weights with the JSON metadata in the same file's header.
+
+Loading never unpickles anything; writes go to a temporary file that is renamed into place,
+so a crash never leaves half a model behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .errors import BundleError
+from .model import ModelConfig, SegmentationModel, build_model
+from .preprocess import PreprocessConfig
+
+FORMAT = "napari-matseg-bundle"
+FORMAT_VERSION = 1
+BUNDLE_SUFFIX = ".matseg"
+
+DEFAULT_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+                   "#7f7f7f", "#bcbd22", "#17becf"]
+
+
+def default_class_names(n: int) -> list[str]:
+    return [f"class {i}" for i in range(1, n + 1)]
+
+
+def default_colours(n: int) -> list[str]:
+    return [DEFAULT_COLOURS[i % len(DEFAULT_COLOURS)] for i in range(n)]
+
+
+@dataclass
+class ModelBundle:
+    """A trained model and everything needed to use and trust it."""
+
+    model: SegmentationModel
+    class_names: list[str] = field(default_factory=list)
+    class_colours: list[str] = field(default_factory=list)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    provenance: dict = field(default_factory=dict)
+    kind: str = "segmentation"
+
+    def __post_init__(self):
+        n = self.model.config.num_classes
+        if not self.class_names:
+            self.class_names = default_class_names(n)
+        if not self.class_colours:
+            self.class_colours = default_colours(n)
+        if len(self.class_names) != n or len(self.class_colours) != n:
+            raise BundleError(f"the model has {n} classes but {len(self.class_names)} names and "
+                              f"{len(self.class_colours)} colours were given")
+
+    def metadata(self) -> dict:
+        from .. import __version__
+
+        return {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": self.kind,
+                "package_version": __version__, "model": self.model.config.to_dict(),
+                "class_names": self.class_names, "class_colours": self.class_colours,
+                "preprocess": self.preprocess.to_dict(), "provenance": self.provenance}
+
+    def save(self, path: str | Path) -> Path:
+        """Write the bundle atomically to ``path`` and return it."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            save_file(state, tmp, metadata={"matseg": json.dumps(self.metadata())})
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+
+def read_metadata(path: str | Path) -> dict:
+    """Return a bundle's JSON metadata without loading its weights."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise BundleError(f"{path}: no such model file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get("matseg")
+    except Exception as exc:
+        raise BundleError(f"{path}: not a readable model bundle (corrupt or not safetensors: {exc})") from exc
+    if raw is None:
+        raise BundleError(f"{path}: a safetensors file without napari-matseg metadata")
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{path}: the bundle's metadata is corrupt ({exc})") from exc
+    if meta.get("format") != FORMAT:
+        raise BundleError(f"{path}: not a napari-matseg bundle (format {meta.get('format')!r})")
+    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+        raise BundleError(f"{path}: bundle format {meta['format_version']} is newer than this "
+                          f"napari-matseg understands ({FORMAT_VERSION}); upgrade the package")
+    return meta
+
+
+def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> ModelBundle:
+    """Return the :class:`ModelBundle` stored at ``path``; raise :class:`BundleError` if unusable."""
+    from safetensors.torch import load_file
+
+    meta = read_metadata(path)
+    try:
+        config = ModelConfig.from_dict(meta["model"])
+        model, _ = build_model(config, encoder_weights=None)
+        state = load_file(str(path), device=str(device))
+        model.load_state_dict(state, strict=True)
+    except BundleError:
+        raise
+    except Exception as exc:
+        raise BundleError(f"{path}: the weights do not fit the model described in the bundle ({exc})") from exc
+    model.eval()
+    return ModelBundle(model=model, class_names=list(meta["class_names"]),
+                       class_colours=list(meta["class_colours"]),
+                       preprocess=PreprocessConfig.from_dict(meta.get("preprocess", {})),
+                       provenance=dict(meta.get("provenance", {})), kind=meta.get("kind", "segmentation"))

@@ -1,0 +1,293 @@
+"""Fine-tuning a segmentation model from painted strokes on one micrograph.
+
+:class:`Finetuner` is a generator-style trainer: iterate over :meth:`Finetuner.run` to get
+:class:`TrainingEvent` objects (progress, validation, previews); call :meth:`Finetuner.stop`
+from any thread to end early. Whatever ends training, the model holds the best weights seen.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .augment import AugmentConfig
+from .device import pick_device, seed_everything
+from .errors import InputError
+from .imageio import to_grey
+from .model import ModelConfig, SegmentationModel, build_model
+from .predict import PredictConfig, predict_tiled
+from .preprocess import PreprocessConfig, prepare_image, resize_to, standardise
+from .scribbles import IGNORE, ScribbleCropSampler, check_scribbles, class_weights, split_strokes
+
+
+@dataclass
+class FinetuneConfig:
+    """Training budget and recipe; the defaults are what the benchmark in the README measured."""
+
+    max_steps: int = 400
+    max_seconds: float | None = 120.0
+    batch_size: int = 8
+    crop_size: int = 256
+    encoder_lr: float = 2e-4
+    decoder_lr: float = 2e-3
+    weight_decay: float = 1e-4
+    balance_power: float = 0.5
+    label_smoothing: float = 0.05
+    validation_fraction: float = 0.2
+    eval_every: int = 10
+    patience: int = 8
+    min_steps: int = 40
+    preview_every: int | None = None
+    freeze_encoder_bn: bool = True
+    seed: int = 0
+    device: str = "auto"
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainingEvent:
+    """One report from the training loop.
+
+    ``kind`` is ``"step"`` (after each optimiser step), ``"eval"`` (after a validation pass;
+    ``preview`` then holds the class map 1..K of the image, when previews were requested) or
+    ``"done"`` (``reason`` says why: budget, plateau, stopped).
+    """
+
+    kind: str
+    step: int
+    max_steps: int
+    loss: float
+    elapsed: float
+    val_loss: float | None = None
+    val_accuracy: float | None = None
+    best_step: int | None = None
+    preview: np.ndarray | None = None
+    reason: str | None = None
+
+
+def array_digest(array: np.ndarray) -> str:
+    """Return a short SHA-256 of an array's shape, dtype and bytes (for provenance)."""
+    h = hashlib.sha256(f"{array.shape}{array.dtype}".encode())
+    h.update(np.ascontiguousarray(array).tobytes())
+    return h.hexdigest()[:16]
+
+
+def warmup_cosine(total: int, warmup_fraction: float = 0.05, floor: float = 0.05):
+    """Return a LambdaLR factor: linear warm-up, then cosine decay to ``floor`` at ``total``."""
+    warmup = max(1, int(total * warmup_fraction))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return floor + (1 - floor) * 0.5 * (1 + np.cos(np.pi * progress))
+
+    return factor
+
+
+def _set_encoder_bn_eval(model: SegmentationModel) -> None:
+    for m in model.encoder.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
+class Finetuner:
+    """Fine-tunes ``model`` (or a new ImageNet-initialised one) on the strokes in ``labels``.
+
+    ``labels`` follows napari's convention: 0 unpainted, 1..K classes. Pass the model of an
+    earlier run to continue from it (warm start) after painting more strokes.
+    """
+
+    def __init__(self, image: np.ndarray, labels: np.ndarray, num_classes: int | None = None,
+                 model: SegmentationModel | None = None, config: FinetuneConfig | None = None,
+                 preprocess: PreprocessConfig | None = None, model_config: ModelConfig | None = None,
+                 info_band: int | str | None = "auto"):
+        self.config = config or FinetuneConfig()
+        self.preprocess = preprocess or PreprocessConfig()
+        image = to_grey(image)
+        labels = check_scribbles(image, labels)
+        top = int(labels.max())
+        self.num_classes = num_classes or (model.config.num_classes if model is not None else top)
+        if top > self.num_classes:
+            raise InputError(f"labels use class {top} but the model has {self.num_classes} classes")
+        self.rng = seed_everything(self.config.seed)
+        self.prepared = prepare_image(image, self.preprocess, info_band)
+        rows = self.prepared.content_rows
+        labels = labels[:rows]
+        if self.preprocess.scale != 1.0:
+            labels = resize_to(labels, self.prepared.pixels.shape, "nearest")
+        if len(np.unique(labels[labels > 0])) < 2:
+            raise InputError("fewer than two classes are painted above the information band")
+        self.labels = labels
+        self.train_labels, self.val_labels = split_strokes(labels, self.config.validation_fraction,
+                                                           self.rng)
+        self.provenance = {"image_sha256": array_digest(np.asarray(image)),
+                           "labels_sha256": array_digest(np.asarray(labels)),
+                           "painted_pixels": int((labels > 0).sum()),
+                           "info_band_rows": int(self.prepared.original_shape[0] - rows)}
+        if model is None:
+            mc = model_config or ModelConfig()
+            mc = ModelConfig(**{**mc.to_dict(), "num_classes": self.num_classes,
+                                "decoder_channels": tuple(mc.decoder_channels)})
+            model, origin = build_model(mc)
+            self.provenance["encoder_weights"] = origin
+        elif model.config.num_classes != self.num_classes:
+            raise InputError(f"the model predicts {model.config.num_classes} classes but "
+                             f"{self.num_classes} are asked for; start a new model for other classes")
+        self.model = model
+        self.device = pick_device(self.config.device)
+        self._stop = threading.Event()
+        self.weights = torch.from_numpy(class_weights(self.train_labels, self.num_classes,
+                                                      self.config.balance_power))
+        self.best_state: dict | None = None
+        self.best_step = 0
+        self.steps_done = 0
+        self.history: list[tuple[int, float, float, float]] = []
+
+    def stop(self) -> None:
+        """Ask the loop to end after the current step; the best model so far is kept."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def _loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits.float(), targets, weight=self.weights.to(logits.device),
+                               ignore_index=IGNORE, label_smoothing=self.config.label_smoothing)
+
+    def _evaluate(self, want_preview: bool) -> tuple[float, float, np.ndarray | None]:
+        """Return loss and balanced accuracy on held-out strokes (or all strokes), and a preview.
+
+        Balanced accuracy (mean recall over painted classes) decides which weights are kept:
+        the loss on thin held-out strokes rises with confidence long before accuracy falls.
+        """
+        _, probs, _ = predict_tiled(self.model, self.prepared.pixels,
+                                    PredictConfig(keep_probabilities=True), self.device)
+        self.model.train()
+        if self.config.freeze_encoder_bn:
+            _set_encoder_bn_eval(self.model)
+        ref = self.val_labels if (self.val_labels > 0).any() else self.train_labels
+        mask = ref > 0
+        p = np.clip(probs[:, mask], 1e-6, 1.0)
+        target = ref[mask] - 1
+        w = self.weights.numpy()[target]
+        nll = -np.log(p[target, np.arange(target.size)])
+        loss = float((nll * w).sum() / max(w.sum(), 1e-9))
+        hits = p.argmax(axis=0) == target
+        recall = [hits[target == c].mean() for c in np.unique(target)]
+        accuracy = float(np.mean(recall))
+        preview = None
+        if want_preview:
+            preview = self._map_back(probs.argmax(axis=0) + 1)
+        return loss, accuracy, preview
+
+    def _map_back(self, classes: np.ndarray) -> np.ndarray:
+        rows, width = self.prepared.content_rows, self.prepared.original_shape[1]
+        if classes.shape != (rows, width):
+            classes = resize_to(classes.astype(np.int32), (rows, width), "nearest")
+        out = np.zeros(self.prepared.original_shape, np.uint8)
+        out[:rows] = classes
+        return out
+
+    def run(self, preview: bool = False) -> Iterator[TrainingEvent]:
+        """Train, yielding events; ends with one ``"done"`` event.
+
+        With ``preview`` each ``"eval"`` event carries the current class map of the image.
+        """
+        cfg = self.config
+        model = self.model.to(self.device)
+        model.train()
+        if cfg.freeze_encoder_bn:
+            _set_encoder_bn_eval(model)
+        sampler = ScribbleCropSampler(self.prepared.pixels, self.train_labels, cfg.crop_size,
+                                      cfg.augment, self.rng, standardise)
+        opt = torch.optim.AdamW([
+            {"params": model.encoder.parameters(), "lr": cfg.encoder_lr},
+            {"params": [*model.decoder.parameters(), *model.head.parameters()], "lr": cfg.decoder_lr},
+        ], weight_decay=cfg.weight_decay)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(cfg.max_steps))
+        use_amp = self.device.type == "cuda"
+        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+        start = time.perf_counter()
+        best, best_val, stale, loss_ema, reason = -np.inf, float("inf"), 0, None, "budget"
+        step = 0
+        try:
+            for step in range(1, cfg.max_steps + 1):
+                batch = sampler.sample(cfg.batch_size)
+                x, y = batch.images.to(self.device), batch.targets.to(self.device)
+                with torch.autocast(self.device.type, enabled=use_amp):
+                    logits = model(x)
+                loss = self._loss(logits, y)
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+                sched.step()
+                value = float(loss.detach())
+                loss_ema = value if loss_ema is None else 0.9 * loss_ema + 0.1 * value
+                elapsed = time.perf_counter() - start
+                self.steps_done = step
+                yield TrainingEvent("step", step, cfg.max_steps, loss_ema, elapsed)
+                out_of_time = cfg.max_seconds is not None and elapsed >= cfg.max_seconds
+                last = step == cfg.max_steps or out_of_time or self.stopping
+                if step % cfg.eval_every == 0 or last:
+                    want = preview and (cfg.preview_every is None or step % cfg.preview_every == 0
+                                        or last)
+                    val, acc, prev = self._evaluate(want)
+                    self.history.append((step, loss_ema, val, acc))
+                    if acc - 1e-3 * val > best:
+                        best, best_val, stale, self.best_step = acc - 1e-3 * val, val, 0, step
+                        self.best_state = copy.deepcopy(model.state_dict())
+                    else:
+                        stale += 1
+                    yield TrainingEvent("eval", step, cfg.max_steps, loss_ema,
+                                        time.perf_counter() - start, val, acc, self.best_step, prev)
+                    if stale >= cfg.patience and step >= cfg.min_steps:
+                        reason = "plateau"
+                        break
+                if self.stopping:
+                    reason = "stopped"
+                    break
+                if out_of_time:
+                    reason = "time budget"
+                    break
+        finally:
+            if self.best_state is not None:
+                model.load_state_dict(self.best_state)
+            model.eval()
+        self.provenance.update({"steps": step, "best_step": self.best_step,
+                                "best_val_loss": best_val, "stop_reason": reason,
+                                "seconds": round(time.perf_counter() - start, 2),
+                                "device": self.device.type, "seed": cfg.seed})
+        yield TrainingEvent("done", step, cfg.max_steps, loss_ema or 0.0,
+                            time.perf_counter() - start, best_val, None, self.best_step,
+                            reason=reason)
+
+    def train(self) -> SegmentationModel:
+        """Run to completion without reporting and return the trained model."""
+        for _ in self.run():
+            pass
+        return self.model
+
+    def to_bundle(self, class_names: list[str] | None = None,
+                  class_colours: list[str] | None = None) -> "ModelBundle":
+        """Return the trained model packed with its classes, preprocessing and provenance."""
+        from .. import __version__
+        from .bundle import ModelBundle
+
+        provenance = {**self.provenance, "package_version": __version__,
+                      "finetune": self.config.to_dict()}
+        return ModelBundle(self.model.cpu(), list(class_names or []), list(class_colours or []),
+                           self.preprocess, provenance)

@@ -1,0 +1,48 @@
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from napari_matseg.core.finetune import FinetuneConfig
+from napari_matseg.core.simulate import ScribbleSimulation, simulate_scribbles
+from napari_matseg.core.synthetic import voronoi_micrograph
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    torch.manual_seed(0)
+    np.random.seed(0)
+    torch.set_num_threads(int(os.environ.get("MATSEG_TEST_THREADS", "2")))
+
+
+@pytest.fixture(scope="session")
+def micrograph():
+    """A 160x160 three-phase synthetic micrograph and its truth (0..2)."""
+    return voronoi_micrograph((160, 160), grains=20, phases=3, seed=1)
+
+
+@pytest.fixture(scope="session")
+def scribbles(micrograph):
+    _, truth = micrograph
+    return simulate_scribbles(truth, config=ScribbleSimulation(stroke_length=24, stroke_width=3,
+                                                               erosion=2, painted_fraction=0.03))
+
+
+@pytest.fixture
+def fast_config():
+    """A fine-tuning recipe small enough for a unit test on 2 CPU cores."""
+    return FinetuneConfig(max_steps=40, max_seconds=None, batch_size=4, crop_size=64,
+                          eval_every=10, patience=100, validation_fraction=0.0, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def trained(micrograph, scribbles):
+    """A Finetuner trained briefly on the synthetic micrograph (shared by several tests)."""
+    from napari_matseg.core.finetune import Finetuner
+
+    config = FinetuneConfig(max_steps=60, max_seconds=None, batch_size=4, crop_size=64,
+                            eval_every=20, patience=100, validation_fraction=0.0, device="cpu")
+    tuner = Finetuner(micrograph[0], scribbles, config=config, info_band=0)
+    tuner.train()
+    return tuner

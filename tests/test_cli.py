@@ -1,0 +1,83 @@
+import csv
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from napari_matseg.cli import main
+from napari_matseg.core.bundle import load_bundle
+
+
+@pytest.fixture
+def files(tmp_path, micrograph, scribbles):
+    image, truth = micrograph
+    Image.fromarray(image).save(tmp_path / "img.png")
+    Image.fromarray(scribbles.astype(np.uint8)).save(tmp_path / "strokes.png")
+    Image.fromarray((truth + 1).astype(np.uint8)).save(tmp_path / "truth.png")
+    return tmp_path
+
+
+def test_finetune_predict_evaluate_end_to_end(files, capsys, monkeypatch):
+    import napari_matseg.core.finetune as ft
+
+    monkeypatch.setattr(ft.FinetuneConfig, "crop_size", 64)
+    monkeypatch.setattr(ft.FinetuneConfig, "batch_size", 4)
+    model = files / "m.matseg"
+    assert main(["finetune", str(files / "img.png"), str(files / "strokes.png"), "-o", str(model),
+                 "--classes", "smooth", "lamellar", "speckled", "--steps", "30", "--device", "cpu"]) == 0
+    assert "saved" in capsys.readouterr().out
+    assert load_bundle(model).class_names == ["smooth", "lamellar", "speckled"]
+
+    out = files / "out"
+    (files / "more").mkdir()
+    tifffile.imwrite(files / "more" / "b.tif", np.asarray(Image.open(files / "img.png")).astype(np.uint16) * 257)
+    assert main(["predict", str(model), str(files / "img.png"), str(files / "more"), "-o", str(out),
+                 "--uncertainty", "--format", "tif"]) == 0
+    assert (out / "img_labels.tif").is_file() and (out / "b_labels.tif").is_file()
+    assert (out / "img_uncertainty.tif").is_file()
+    labels = tifffile.imread(out / "img_labels.tif")
+    assert set(np.unique(labels)) <= {1, 2, 3}
+    rows = list(csv.DictReader(open(out / "phase_fractions.csv")))
+    assert [r["image"] for r in rows] == ["img.png", "b.tif"]
+    fractions = [float(rows[0][f"{n} (%)"]) for n in ("smooth", "lamellar", "speckled")]
+    assert sum(fractions) == pytest.approx(100, abs=0.01)
+    expected = np.bincount(labels.ravel(), minlength=4)[1:] / labels.size * 100
+    np.testing.assert_allclose(fractions, expected, atol=0.01)
+
+    capsys.readouterr()
+    assert main(["evaluate", str(model), "--images", str(files / "img.png"),
+                 "--labels", str(files / "truth.png")]) == 0
+    report = capsys.readouterr().out
+    assert "mIoU" in report and "lamellar" in report
+
+    assert main(["finetune", str(files / "img.png"), str(files / "strokes.png"), "-o",
+                 str(files / "m2.matseg"), "--start", str(model), "--steps", "5"]) == 0
+    assert load_bundle(files / "m2.matseg").provenance["warm_start"]["steps"] == 30
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["finetune", "{d}/img.png", "{d}/missing.png", "-o", "{d}/m.matseg"], "missing.png: no such file"),
+    (["finetune", "{d}/img.png", "{d}/one.png", "-o", "{d}/m.matseg"], "only class 1 is painted"),
+    (["finetune", "{d}/img.png", "{d}/small.png", "-o", "{d}/m.matseg"], "do not match"),
+    (["predict", "{d}/strokes.png", "{d}/img.png", "-o", "{d}/out"], "not a readable model bundle"),
+    (["finetune", "{d}/img.png", "{d}/strokes.png", "-o", "{d}/m.matseg", "--encoder", "nope"],
+     "unknown encoder"),
+])
+def test_bad_input_exits_nonzero_with_one_line(files, capsys, argv, message):
+    Image.fromarray(np.ones((160, 160), np.uint8)).save(files / "one.png")
+    Image.fromarray(np.ones((10, 10), np.uint8)).save(files / "small.png")
+    code = main([a.format(d=files) for a in argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_help_explains_every_option(capsys):
+    for command in ("finetune", "predict", "evaluate"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([command, "--help"])
+        assert exit_info.value.code == 0
+        text = capsys.readouterr().out
+        assert "--info-band" in text and "--device" in text
+    assert main([]) == 2

