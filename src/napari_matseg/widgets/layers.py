@@ -1,0 +1,77 @@
+"""Creating and updating the napari layers the widgets work with; never touching painted data."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.bundle import default_colours, default_class_names
+
+CLASSES_KEY = "matseg_classes"
+IMAGE_KEY = "matseg_image"
+ROLE_KEY = "matseg_role"
+
+
+def class_table(layer) -> list[dict]:
+    """Return the classes stored on a layer: ``[{"name": ..., "colour": "#rrggbb"}, ...]``."""
+    return list(layer.metadata.get(CLASSES_KEY, []))
+
+
+def default_classes(n: int = 2) -> list[dict]:
+    return [{"name": name, "colour": colour}
+            for name, colour in zip(default_class_names(n), default_colours(n))]
+
+
+def apply_classes(layer, classes: list[dict]) -> None:
+    """Store ``classes`` on a Labels layer and colour its labels 1..K with them."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    layer.metadata[CLASSES_KEY] = [dict(c) for c in classes]
+    colours = {i + 1: c["colour"] for i, c in enumerate(classes)}
+    colours[0] = "transparent"
+    colours[None] = "#808080"
+    layer.colormap = DirectLabelColormap(color_dict=colours)
+
+
+def new_scribble_layer(viewer, image_layer, classes: list[dict] | None = None):
+    """Add an empty Labels layer for painting on ``image_layer`` and return it."""
+    shape = image_layer.data.shape[:2] if not image_layer.rgb else image_layer.data.shape[:2]
+    name = f"{image_layer.name} scribbles"
+    if name in viewer.layers:
+        i = 2
+        while f"{name} {i}" in viewer.layers:
+            i += 1
+        name = f"{name} {i}"
+    layer = viewer.add_labels(np.zeros(shape, np.uint8), name=name, scale=image_layer.scale[-2:],
+                              translate=image_layer.translate[-2:],
+                              metadata={IMAGE_KEY: image_layer.name, ROLE_KEY: "scribbles"})
+    apply_classes(layer, classes or default_classes(2))
+    layer.brush_size = 5
+    layer.mode = "paint"
+    layer.selected_label = 1
+    return layer
+
+
+def show_result_layer(viewer, name: str, data: np.ndarray, like, classes: list[dict] | None = None,
+                      kind: str = "labels", **kwargs):
+    """Create or refresh a result layer called ``name``; layers the user painted are never reused.
+
+    A layer of that name that is not one of ours (no result role) is left alone and the result
+    gets a new name instead.
+    """
+    existing = viewer.layers[name] if name in viewer.layers else None
+    if existing is not None and existing.metadata.get(ROLE_KEY) != f"result-{kind}":
+        name = f"{name} (matseg)"
+        existing = viewer.layers[name] if name in viewer.layers else None
+    if existing is not None and existing.data.shape == data.shape:
+        existing.data = data
+        layer = existing
+    else:
+        if existing is not None:
+            viewer.layers.remove(existing)
+        add = viewer.add_labels if kind == "labels" else viewer.add_image
+        layer = add(data, name=name, scale=like.scale[-2:], translate=like.translate[-2:],
+                    metadata={ROLE_KEY: f"result-{kind}", IMAGE_KEY: like.name}, **kwargs)
+    if classes is not None and kind == "labels":
+        apply_classes(layer, classes)
+        layer.editable = True
+    return layer

@@ -1,0 +1,356 @@
+"""Annotate & Train: paint strokes, train in the background, watch live previews."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
+                            QLabel, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+
+from ..core.bundle import load_bundle
+from ..core.errors import MatsegError
+from ..core.finetune import FinetuneConfig, Finetuner
+from ..core.infoband import detect_info_band
+from ..core.scribbles import check_scribbles
+from ..core.imageio import to_grey
+from .class_table import ClassTableWidget
+from .layers import (CLASSES_KEY, IMAGE_KEY, ROLE_KEY, apply_classes, class_table, default_classes,
+                     new_scribble_layer, show_result_layer)
+from .loss_plot import LossPlot
+from .session import ModelEntry, registry_for
+
+LOAD_FILE = "Load model file…"
+
+
+def image_layers(viewer):
+    from napari.layers import Image
+
+    return [layer for layer in viewer.layers if isinstance(layer, Image)]
+
+
+def scribble_layers(viewer, image_name: str | None = None):
+    from napari.layers import Labels
+
+    return [layer for layer in viewer.layers if isinstance(layer, Labels)
+            and layer.metadata.get(ROLE_KEY) == "scribbles"
+            and (image_name is None or layer.metadata.get(IMAGE_KEY) == image_name)]
+
+
+class AnnotateTrainWidget(QWidget):
+    """Dock widget: choose image, paint classes, train, preview, save."""
+
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.registry = registry_for(napari_viewer)
+        self.worker = None
+        self.tuner: Finetuner | None = None
+        self.model_entry: ModelEntry | None = None
+        self._last_preview = 0.0
+        self._training_image = self._training_scribbles = None
+        self._classes_for_run: list[dict] = []
+
+        self.image_combo = QComboBox()
+        self.scribble_combo = QComboBox()
+        self.new_layer_button = QPushButton("New scribble layer")
+        self.classes = ClassTableWidget()
+        self.model_combo = QComboBox()
+        self.band_check = QCheckBox("exclude the information band")
+        self.band_check.setChecked(True)
+        self.band_label = QLabel("")
+        self.budget = QSpinBox()
+        self.budget.setRange(5, 3600)
+        self.budget.setValue(int(FinetuneConfig().max_seconds))
+        self.budget.setSuffix(" s")
+        self.train_button = QPushButton("Train")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setEnabled(False)
+        self.save_button = QPushButton("Save model…")
+        self.save_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.status = QLabel("paint strokes of each class, then press Train")
+        self.status.setWordWrap(True)
+        self.plot = LossPlot()
+
+        data = QGroupBox("Image and strokes")
+        form = QFormLayout(data)
+        form.addRow("image", self.image_combo)
+        form.addRow("scribbles", self.scribble_combo)
+        form.addRow(self.new_layer_button)
+        form.addRow(self.band_check, self.band_label)
+        classes = QGroupBox("Classes (label 1, 2, …)")
+        QVBoxLayout(classes).addWidget(self.classes)
+        train = QGroupBox("Training")
+        tform = QFormLayout(train)
+        tform.addRow("start from", self.model_combo)
+        tform.addRow("time budget", self.budget)
+        buttons = QHBoxLayout()
+        for b in (self.train_button, self.stop_button, self.save_button):
+            buttons.addWidget(b)
+        tform.addRow(buttons)
+        tform.addRow(self.progress)
+        tform.addRow(self.status)
+        tform.addRow(self.plot)
+        layout = QVBoxLayout(self)
+        for box in (data, classes, train):
+            layout.addWidget(box)
+        layout.addStretch()
+
+        self.new_layer_button.clicked.connect(self.new_scribble_layer)
+        self.train_button.clicked.connect(self.start_training)
+        self.stop_button.clicked.connect(self.stop_training)
+        self.save_button.clicked.connect(lambda: self.save_model())
+        self.image_combo.currentTextChanged.connect(self._image_changed)
+        self.scribble_combo.currentTextChanged.connect(self._scribbles_changed)
+        self.band_check.toggled.connect(lambda _: self._image_changed(self.image_combo.currentText()))
+        self.classes.changed.connect(self._classes_edited)
+        self.model_combo.activated.connect(self._model_chosen)
+        events = self.viewer.layers.events
+        for ev in (events.inserted, events.removed, events.reordered):
+            ev.connect(self._refresh_layers)
+        events.removed.connect(self._layer_removed)
+        self.registry.changed.connect(self._refresh_models)
+        self.destroyed.connect(lambda *_: self.stop_training())
+        self._refresh_layers()
+        self._refresh_models()
+
+    # layers -------------------------------------------------------------------------------
+    def _set_items(self, combo: QComboBox, names: list[str]) -> None:
+        current = combo.currentText()
+        combo.blockSignals(True)
+        combo.clear()
+        combo.addItems(names)
+        if current in names:
+            combo.setCurrentText(current)
+        combo.blockSignals(False)
+        if combo.currentText() != current:
+            combo.currentTextChanged.emit(combo.currentText())
+
+    def _refresh_layers(self, *_):
+        self._set_items(self.image_combo, [layer.name for layer in image_layers(self.viewer)
+                                           if layer.metadata.get(ROLE_KEY) is None])
+        self._set_items(self.scribble_combo,
+                        [layer.name for layer in scribble_layers(self.viewer, self.image_combo.currentText())])
+
+    def image_layer(self):
+        name = self.image_combo.currentText()
+        return self.viewer.layers[name] if name in self.viewer.layers else None
+
+    def scribble_layer(self):
+        name = self.scribble_combo.currentText()
+        return self.viewer.layers[name] if name in self.viewer.layers else None
+
+    def _image_changed(self, _name: str) -> None:
+        self._set_items(self.scribble_combo,
+                        [layer.name for layer in scribble_layers(self.viewer, self.image_combo.currentText())])
+        self.band_label.setText(self._band_text())
+
+    def info_band(self):
+        """Return the band setting passed to core: ``"auto"`` or 0 (no band)."""
+        return "auto" if self.band_check.isChecked() else 0
+
+    def _band_text(self) -> str:
+        layer = self.image_layer()
+        if layer is None or not self.band_check.isChecked():
+            return ""
+        try:
+            grey = to_grey(np.asarray(layer.data))
+        except MatsegError:
+            return "not a 2-D image"
+        rows = grey.shape[0] - detect_info_band(grey)
+        return f"{rows} rows detected" if rows else "none detected"
+
+    def _scribbles_changed(self, _name: str) -> None:
+        layer = self.scribble_layer()
+        if layer is not None:
+            self.classes.set_classes(class_table(layer) or default_classes(2))
+
+    def _classes_edited(self, classes: list[dict]) -> None:
+        layer = self.scribble_layer()
+        if layer is not None:
+            apply_classes(layer, classes)
+
+    def new_scribble_layer(self):
+        image = self.image_layer()
+        if image is None:
+            show_warning("Open a micrograph first: there is no image layer to paint on.")
+            return None
+        layer = new_scribble_layer(self.viewer, image, self.classes.classes() or default_classes(2))
+        self._refresh_layers()
+        self.scribble_combo.setCurrentText(layer.name)
+        self.viewer.layers.selection.active = layer
+        return layer
+
+    def _layer_removed(self, event) -> None:
+        name = getattr(event.value, "name", None)
+        if self.worker is not None and name in (self._training_image, self._training_scribbles):
+            show_warning(f"Layer '{name}' was removed: training stopped, the best model so far is kept.")
+            self.stop_training()
+
+    # models ---------------------------------------------------------------------------------
+    def _refresh_models(self) -> None:
+        names = [e.name for e in self.registry.entries] + [LOAD_FILE]
+        current = self.model_combo.currentText()
+        self.model_combo.clear()
+        self.model_combo.addItems(names)
+        if current in names:
+            self.model_combo.setCurrentText(current)
+
+    def _model_chosen(self, index: int) -> None:
+        if self.model_combo.currentText() != LOAD_FILE:
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Open a napari-matseg model", "",
+                                              "napari-matseg models (*.matseg);;All files (*)")
+        if path:
+            self.load_model(path)
+        else:
+            self.model_combo.setCurrentIndex(0)
+
+    def load_model(self, path: str):
+        """Load a bundle, list it as a starting model and select it; None on error."""
+        try:
+            bundle = load_bundle(path)
+        except MatsegError as exc:
+            show_error(str(exc))
+            return None
+        entry = self.registry.add(ModelEntry(Path(path).name, bundle, str(path)))
+        self.model_combo.setCurrentText(entry.name)
+        return entry
+
+    # training ---------------------------------------------------------------------------------
+    def _training_inputs(self):
+        image, scribbles = self.image_layer(), self.scribble_layer()
+        if image is None:
+            raise MatsegError("Open a micrograph first: there is no image layer.")
+        if scribbles is None:
+            raise MatsegError("Press 'New scribble layer' and paint a few strokes of each class first.")
+        if image.rgb and not np.allclose(np.ptp(np.asarray(image.data)[..., :3], axis=-1), 0):
+            show_info("A colour image: training on its luminance.")
+        return image, scribbles
+
+    def start_training(self):
+        """Start fine-tuning in a worker thread; returns the worker (None if inputs are unusable)."""
+        if self.worker is not None:
+            return None
+        try:
+            image_layer, scribble_layer = self._training_inputs()
+        except MatsegError as exc:
+            show_error(str(exc))
+            return None
+        classes = self.classes.classes()
+        entry = self.registry.get(self.model_combo.currentText())
+        start = entry.bundle if entry is not None and entry.bundle is not None else None
+        if start is not None and start.kind == "segmentation" and len(start.class_names) != len(classes):
+            show_error(f"The model '{entry.name}' predicts {len(start.class_names)} classes but the "
+                       f"class table has {len(classes)}: start from the default model or match the classes.")
+            return None
+        image = np.asarray(image_layer.data)
+        labels = np.asarray(scribble_layer.data).copy()
+        try:
+            check_scribbles(to_grey(image), labels)
+        except MatsegError as exc:
+            show_error(str(exc))
+            return None
+        if labels.size and int(labels.max()) > len(classes):
+            show_error(f"The strokes use label {int(labels.max())} but the class table lists "
+                       f"{len(classes)} classes: add a class row for every label you paint.")
+            return None
+        config = FinetuneConfig(max_seconds=float(self.budget.value()), max_steps=100_000)
+        band = self.info_band()
+
+        def make_tuner():
+            model = start.model if start is not None and start.kind == "segmentation" else None
+            preprocess = start.preprocess if start is not None else None
+            return Finetuner(image, labels, num_classes=len(classes), model=model, config=config,
+                             preprocess=preprocess, info_band=band)
+
+        from .workers import train_job
+
+        self._classes_for_run = classes
+        self._training_image, self._training_scribbles = image_layer.name, scribble_layer.name
+        self.plot.clear()
+        self.progress.setRange(0, 0)
+        self.status.setText("preparing the model…")
+        self.worker = train_job(make_tuner)
+        self.worker.yielded.connect(self._on_event)
+        self.worker.errored.connect(self._on_error)
+        self.worker.finished.connect(self._on_finished)
+        self.train_button.setEnabled(False)
+        self.stop_button.setEnabled(True)
+        self.worker.start()
+        return self.worker
+
+    def stop_training(self) -> None:
+        if self.tuner is not None:
+            self.tuner.stop()
+        if self.worker is not None and self.tuner is None:
+            self.worker.quit()
+
+    def _on_event(self, event) -> None:
+        if isinstance(event, Finetuner):
+            self.tuner = event
+            self.progress.setRange(0, int(self.budget.value()))
+            return
+        self.progress.setValue(min(int(event.elapsed), self.progress.maximum()))
+        if event.kind == "step":
+            self.status.setText(f"step {event.step} · {event.elapsed:.0f} s · loss {event.loss:.3f}")
+            if event.step % 5 == 0:
+                self.plot.add(event.step, event.loss)
+        elif event.kind == "eval":
+            self.plot.add(event.step, event.loss, event.val_loss)
+            if event.preview is not None:
+                self._show_preview(event.preview)
+
+    def _show_preview(self, preview: np.ndarray) -> None:
+        like = self.viewer.layers[self._training_image] if self._training_image in self.viewer.layers else None
+        if like is None:
+            return
+        show_result_layer(self.viewer, f"{like.name} prediction", preview, like,
+                          self._classes_for_run, opacity=0.5)
+        self._last_preview = time.perf_counter()
+
+    def _on_error(self, exc: Exception) -> None:
+        if isinstance(exc, MatsegError):
+            show_error(str(exc))
+        else:
+            show_error(f"Training failed: {type(exc).__name__}: {exc}")
+
+    def _on_finished(self) -> None:
+        tuner, self.worker = self.tuner, None
+        self.tuner = None
+        self.train_button.setEnabled(True)
+        self.stop_button.setEnabled(False)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+        if tuner is None or tuner.best_state is None:
+            self.status.setText("no model was trained")
+            return
+        names = [c["name"] for c in self._classes_for_run]
+        colours = [c["colour"] for c in self._classes_for_run]
+        bundle = tuner.to_bundle(names, colours)
+        self.model_entry = self.registry.add(
+            ModelEntry(f"trained on {self._training_image}", bundle), make_current=True)
+        self.model_combo.setCurrentText(self.model_entry.name)
+        self.save_button.setEnabled(True)
+        p = tuner.provenance
+        self.status.setText(f"done: {p.get('steps')} steps in {p.get('seconds', 0):.0f} s, best at "
+                            f"step {tuner.best_step} ({p.get('stop_reason')}). Paint more and Train "
+                            "again to continue from this model.")
+
+    def save_model(self, path: str | None = None):
+        """Write the current model as a bundle (asks for a file when ``path`` is None)."""
+        if self.model_entry is None or self.model_entry.bundle is None:
+            show_warning("Train a model first.")
+            return None
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Save model", "model.matseg",
+                                                  "napari-matseg models (*.matseg)")
+            if not path:
+                return None
+        saved = self.model_entry.bundle.save(path)
+        self.model_entry.path = str(saved)
+        show_info(f"Model saved to {saved}")
+        return saved

@@ -1,0 +1,181 @@
+"""GUI tests: need napari, a Qt binding and a display (Xvfb on CI)."""
+
+import numpy as np
+import pytest
+
+napari = pytest.importorskip("napari")
+pytestmark = pytest.mark.gui
+
+from napari_matseg.core.simulate import ScribbleSimulation, simulate_scribbles  # noqa: E402
+from napari_matseg.core.synthetic import voronoi_micrograph  # noqa: E402
+from napari_matseg.widgets import AnnotateTrainWidget, PredictInspectWidget  # noqa: E402
+from napari_matseg.widgets.layers import CLASSES_KEY  # noqa: E402
+
+
+@pytest.fixture
+def viewer_with_image(make_napari_viewer):
+    viewer = make_napari_viewer()
+    image, truth = voronoi_micrograph((128, 128), grains=16, seed=2)
+    viewer.add_image(image, name="steel")
+    return viewer, image, truth
+
+
+@pytest.fixture
+def fast_training(monkeypatch):
+    import napari_matseg.core.finetune as ft
+
+    for field, value in (("crop_size", 64), ("batch_size", 4), ("eval_every", 5),
+                         ("validation_fraction", 0.0)):
+        monkeypatch.setattr(ft.FinetuneConfig, field, value)
+
+
+def _errors(monkeypatch):
+    import napari_matseg.widgets.predict_widget as pw
+    import napari_matseg.widgets.train_widget as tw
+
+    messages = []
+    for module in (tw, pw):
+        monkeypatch.setattr(module, "show_error", messages.append)
+        monkeypatch.setattr(module, "show_warning", messages.append)
+    return messages
+
+
+def _paint(layer, truth):
+    strokes = simulate_scribbles(truth, config=ScribbleSimulation(stroke_length=20, stroke_width=3,
+                                                                  erosion=1, painted_fraction=0.04))
+    layer.data = strokes.astype(layer.data.dtype)
+    return strokes
+
+
+def test_widgets_are_registered_through_npe2(make_napari_viewer):
+    viewer = make_napari_viewer()
+    _, train = viewer.window.add_plugin_dock_widget("napari-matseg", "Annotate & Train")
+    _, predict = viewer.window.add_plugin_dock_widget("napari-matseg", "Predict & Inspect")
+    assert isinstance(train, AnnotateTrainWidget)
+    assert isinstance(predict, PredictInspectWidget)
+
+
+def test_sample_data_opens_through_npe2(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-matseg", "ni_superalloy")
+    assert viewer.layers[0].data.shape == (512, 512)
+
+
+def test_train_preview_and_phase_table(viewer_with_image, qtbot, fast_training, monkeypatch):
+    viewer, image, truth = viewer_with_image
+    errors = _errors(monkeypatch)
+    train = AnnotateTrainWidget(viewer)
+    predict = PredictInspectWidget(viewer)
+    scribbles = train.new_scribble_layer()
+    assert scribbles.data.shape == image.shape and scribbles.mode == "paint"
+    train.classes.add_class()
+    names = ["ferrite", "pearlite", "carbide"]
+    for row, name in enumerate(names):
+        train.classes.table.item(row, 0).setText(name)
+    assert [c["name"] for c in scribbles.metadata[CLASSES_KEY]] == names
+    painted = _paint(scribbles, truth)
+    train.budget.setValue(5)
+    worker = train.start_training()
+    assert worker is not None
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: train.save_button.isEnabled(), timeout=5000)
+    assert not errors
+    preview = viewer.layers["steel prediction"]
+    assert [c["name"] for c in preview.metadata[CLASSES_KEY]] == names
+    assert set(np.unique(preview.data)) <= {1, 2, 3}
+    np.testing.assert_array_equal(scribbles.data, painted), "strokes are never touched"
+    assert predict.model_combo.currentText() == "trained on steel"
+
+    worker = predict.predict_layers(["steel"])
+    with qtbot.waitSignal(worker.finished, timeout=30_000):
+        pass
+    phases = viewer.layers["steel phases"]
+    assert "steel uncertainty" in viewer.layers
+    rows = predict.table.rows
+    assert [r["class"] for r in rows] == names
+    expected = np.bincount(phases.data.ravel(), minlength=4)[1:] / phases.data.size * 100
+    np.testing.assert_allclose([r["area %"] for r in rows], expected, atol=1e-3)
+    predict.table.selectRow(2)
+    assert phases.selected_label == 3 and phases.show_selected_label
+
+
+def test_stop_ends_training_and_keeps_a_model(viewer_with_image, qtbot, fast_training):
+    viewer, _, truth = viewer_with_image
+    train = AnnotateTrainWidget(viewer)
+    _paint(train.new_scribble_layer(), truth)
+    train.classes.add_class()
+    train.budget.setValue(600)
+    worker = train.start_training()
+    qtbot.waitUntil(lambda: train.tuner is not None and train.tuner.steps_done >= 3, timeout=30_000)
+    with qtbot.waitSignal(worker.finished, timeout=30_000):
+        train.stop_button.click()
+    assert train.model_entry is not None
+    assert "stopped" in train.status.text()
+
+
+def test_user_mistakes_become_notifications(viewer_with_image, qtbot, monkeypatch, tmp_path):
+    viewer, _, truth = viewer_with_image
+    errors = _errors(monkeypatch)
+    train = AnnotateTrainWidget(viewer)
+    assert train.start_training() is None
+    assert "New scribble layer" in errors[-1]
+    layer = train.new_scribble_layer()
+    assert train.start_training() is None
+    assert "nothing is painted" in errors[-1]
+    layer.data[5:10, 5:10] = 1
+    assert train.start_training() is None
+    assert "only class 1" in errors[-1]
+    rgb_stack = viewer.add_image(np.zeros((3, 128, 128), np.uint8), name="stack", rgb=False)
+    train.image_combo.setCurrentText("stack")
+    train.scribble_combo.addItem(layer.name)
+    train.scribble_combo.setCurrentText(layer.name)
+    assert train.start_training() is None
+    assert "2-D image" in errors[-1]
+    viewer.layers.remove(rgb_stack)
+    layer.data[20:25, 20:25] = 3
+    assert train.start_training() is None
+    assert "add a class row" in errors[-1]
+    bad = tmp_path / "bad.matseg"
+    bad.write_bytes(b"garbage")
+    assert train.load_model(str(bad)) is None
+    assert "not a readable model bundle" in errors[-1]
+    predict = PredictInspectWidget(viewer)
+    predict.model_combo.setCurrentIndex(0)
+    assert predict.predict_layers(["steel"]) is None
+    assert "Choose a model" in errors[-1]
+
+
+def test_removing_the_image_stops_training(viewer_with_image, qtbot, fast_training):
+    viewer, _, truth = viewer_with_image
+    train = AnnotateTrainWidget(viewer)
+    _paint(train.new_scribble_layer(), truth)
+    train.classes.add_class()
+    train.budget.setValue(600)
+    worker = train.start_training()
+    qtbot.waitUntil(lambda: train.tuner is not None and train.tuner.steps_done >= 2, timeout=30_000)
+    with qtbot.waitSignal(worker.finished, timeout=30_000):
+        viewer.layers.remove("steel")
+    assert train.worker is None
+
+
+def test_a_painted_layer_with_the_result_name_is_not_overwritten(viewer_with_image):
+    from napari_matseg.widgets.layers import show_result_layer
+
+    viewer, image, _ = viewer_with_image
+    mine = viewer.add_labels(np.ones(image.shape, np.uint8), name="steel prediction")
+    layer = show_result_layer(viewer, "steel prediction", np.full(image.shape, 2, np.uint8),
+                              viewer.layers["steel"])
+    assert layer is not mine and (mine.data == 1).all()
+    assert layer.name == "steel prediction (matseg)"
+
+
+def test_launch_opens_sample_with_both_widgets(make_napari_viewer, monkeypatch):
+    from napari_matseg import launch
+
+    monkeypatch.setattr(napari, "Viewer", lambda **kw: make_napari_viewer())
+    viewer = launch.open_viewer()
+    names = [layer.name for layer in viewer.layers]
+    assert names[0].startswith("Ni superalloy") and names[1].endswith("scribbles")
+    docks = " ".join(viewer.window._dock_widgets)
+    assert "Annotate & Train" in docks and "Predict & Inspect" in docks
