@@ -55,3 +55,13 @@ def test_prepare_crops_band_and_rescales():
     assert prepared.content_rows == 100
     assert prepared.pixels.shape == (50, 40)
     assert prepared.original_shape == (116, 80)
+
+
+def test_auto_scale_halves_large_micrographs_only():
+    from napari_matseg.core.preprocess import auto_scale
+
+    assert auto_scale((703, 1024)) == 0.5
+    assert auto_scale((512, 512)) == 1.0
+    big, _ = voronoi_micrograph((100, 950), seed=0)
+    assert prepare_image(big, PreprocessConfig(), info_band=0).pixels.shape == (50, 475)
+    assert prepare_image(big, PreprocessConfig(scale=1.0), info_band=0).pixels.shape == (100, 950)

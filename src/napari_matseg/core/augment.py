@@ -13,7 +13,7 @@ import torch.nn.functional as F
 class AugmentConfig:
     """Ranges of the random transforms applied to each training crop."""
 
-    scale_range: tuple[float, float] = (0.7, 1.4)
+    scale_range: tuple[float, float] = (0.5, 2.0)
     free_rotation: bool = True
     flips: bool = True
     centre_jitter: float = 0.35

@@ -43,8 +43,8 @@ class FinetuneConfig:
     label_smoothing: float = 0.05
     validation_fraction: float = 0.2
     eval_every: int = 10
-    patience: int = 8
-    min_steps: int = 40
+    patience: int = 12
+    min_steps: int = 100
     preview_every: int | None = None
     freeze_encoder_bn: bool = True
     seed: int = 0
@@ -83,17 +83,13 @@ def array_digest(array: np.ndarray) -> str:
     return h.hexdigest()[:16]
 
 
-def warmup_cosine(total: int, warmup_fraction: float = 0.05, floor: float = 0.05):
-    """Return a LambdaLR factor: linear warm-up, then cosine decay to ``floor`` at ``total``."""
-    warmup = max(1, int(total * warmup_fraction))
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return floor + (1 - floor) * 0.5 * (1 + np.cos(np.pi * progress))
-
-    return factor
+def warmup_cosine(progress: float, warmup: float = 0.05, floor: float = 0.05) -> float:
+    """Return the learning-rate factor at ``progress`` (0..1 of the step or time budget,
+    whichever runs out first): linear warm-up, then cosine decay to ``floor``."""
+    if progress < warmup:
+        return max(progress / warmup, 0.05)
+    t = min(1.0, (progress - warmup) / (1 - warmup))
+    return floor + (1 - floor) * 0.5 * (1 + np.cos(np.pi * t))
 
 
 def _set_encoder_bn_eval(model: SegmentationModel) -> None:
@@ -114,7 +110,7 @@ class Finetuner:
                  preprocess: PreprocessConfig | None = None, model_config: ModelConfig | None = None,
                  info_band: int | str | None = "auto"):
         self.config = config or FinetuneConfig()
-        self.preprocess = preprocess or PreprocessConfig()
+        self.preprocess = copy.deepcopy(preprocess) if preprocess is not None else PreprocessConfig()
         image = to_grey(image)
         labels = check_scribbles(image, labels)
         top = int(labels.max())
@@ -123,9 +119,10 @@ class Finetuner:
             raise InputError(f"labels use class {top} but the model has {self.num_classes} classes")
         self.rng = seed_everything(self.config.seed)
         self.prepared = prepare_image(image, self.preprocess, info_band)
+        self.preprocess.scale = self.prepared.scale
         rows = self.prepared.content_rows
         labels = labels[:rows]
-        if self.preprocess.scale != 1.0:
+        if self.prepared.scale != 1.0:
             labels = resize_to(labels, self.prepared.pixels.shape, "nearest")
         if len(np.unique(labels[labels > 0])) < 2:
             raise InputError("fewer than two classes are painted above the information band")
@@ -217,7 +214,7 @@ class Finetuner:
             {"params": model.encoder.parameters(), "lr": cfg.encoder_lr},
             {"params": [*model.decoder.parameters(), *model.head.parameters()], "lr": cfg.decoder_lr},
         ], weight_decay=cfg.weight_decay)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(cfg.max_steps))
+        base_lrs = [group["lr"] for group in opt.param_groups]
         use_amp = self.device.type == "cuda"
         scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
         start = time.perf_counter()
@@ -225,6 +222,12 @@ class Finetuner:
         step = 0
         try:
             for step in range(1, cfg.max_steps + 1):
+                elapsed = time.perf_counter() - start
+                progress = (step - 1) / cfg.max_steps
+                if cfg.max_seconds:
+                    progress = max(progress, elapsed / cfg.max_seconds)
+                for group, base_lr in zip(opt.param_groups, base_lrs):
+                    group["lr"] = base_lr * warmup_cosine(progress)
                 batch = sampler.sample(cfg.batch_size)
                 x, y = batch.images.to(self.device), batch.targets.to(self.device)
                 with torch.autocast(self.device.type, enabled=use_amp):
@@ -234,7 +237,6 @@ class Finetuner:
                 scaler.scale(loss).backward()
                 scaler.step(opt)
                 scaler.update()
-                sched.step()
                 value = float(loss.detach())
                 loss_ema = value if loss_ema is None else 0.9 * loss_ema + 0.1 * value
                 elapsed = time.perf_counter() - start
