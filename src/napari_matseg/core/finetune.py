@@ -35,7 +35,7 @@ class FinetuneConfig:
     max_steps: int = 400
     max_seconds: float | None = 120.0
     batch_size: int = 8
-    crop_size: int = 256
+    crop_size: int = 192
     encoder_lr: float = 2e-4
     decoder_lr: float = 2e-3
     weight_decay: float = 1e-4

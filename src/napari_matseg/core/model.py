@@ -18,7 +18,7 @@ class ModelConfig:
     num_classes: int = 2
     encoder: str = DEFAULT_ENCODER
     in_chans: int = 1
-    decoder_channels: tuple[int, ...] = (128, 64, 48, 32, 16)
+    decoder_channels: tuple[int, ...] = (64, 48, 32, 24, 16)
 
     def to_dict(self) -> dict:
         d = asdict(self)
