@@ -55,9 +55,9 @@ class UNetMethod:
         self.fit_seconds = time.perf_counter() - t
         return self.fit_seconds
 
-    def predict(self, image):
-        pred = predict_image(self.model, image, self.preprocess, PredictConfig(keep_probabilities=False),
-                             info_band=0)
+    def predict(self, image, tta=False):
+        pred = predict_image(self.model, image, self.preprocess,
+                             PredictConfig(keep_probabilities=False, tta=tta), info_band=0)
         return pred.labels - 1
 
 
@@ -99,14 +99,19 @@ class RandomForestMethod:
 def run_split(method, train_image, train_labels, test_pairs, num_classes, miou_classes, fit=True):
     fit_s = method.fit(train_image, train_labels, num_classes) if fit else method.fit_seconds
     cm = np.zeros((num_classes, num_classes), np.int64)
+    cm_tta = np.zeros_like(cm)
     pred_s = []
+    with_tta = isinstance(method, UNetMethod)
     for image, truth in test_pairs:
         t = time.perf_counter()
         pred = method.predict(image)
         pred_s.append(time.perf_counter() - t)
         cm += confusion_matrix(truth, pred, num_classes)
+        if with_tta:
+            cm_tta += confusion_matrix(truth, method.predict(image, tta=True), num_classes)
     s = score(cm, miou_classes)
-    return {"miou": s.miou, "iou": s.iou.tolist(), "fraction_error": s.fraction_error.tolist(),
+    extra = {"miou_flip_tta": score(cm_tta, miou_classes).miou} if with_tta else {}
+    return {**extra, "miou": s.miou, "iou": s.iou.tolist(), "fraction_error": s.fraction_error.tolist(),
             "accuracy": s.accuracy, "confusion": cm.tolist(), "fit_seconds": fit_s,
             "predict_seconds_per_image": float(np.mean(pred_s)), **getattr(method, "info", {})}
 
@@ -162,7 +167,9 @@ def summarise(rows):
         m = np.array([r["miou"] for r in rs])
         iou = np.nanmean(np.array([r["iou"] for r in rs], dtype=float), axis=0)
         ferr = np.mean(np.abs(np.array([r["fraction_error"] for r in rs])), axis=0)
-        table.append({"dataset": dataset if not split else f"{dataset} {split}", "mode": mode,
+        tta = [r["miou_flip_tta"] for r in rs if "miou_flip_tta" in r]
+        table.append({"miou_flip_tta_mean": float(np.mean(tta)) if tta else None,
+                      "dataset": dataset if not split else f"{dataset} {split}", "mode": mode,
                       "method": method, "miou_mean": float(m.mean()), "miou_std": float(m.std()),
                       "n": len(rs), "iou_per_class": iou.tolist(),
                       "abs_fraction_error": ferr.tolist(),
@@ -172,13 +179,14 @@ def summarise(rows):
 
 
 def print_table(table):
-    print("\n| data | strokes | method | mIoU (mean ± std) | IoU per class | mean abs phase-fraction error | fit s | predict s/img |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| data | strokes | method | mIoU (mean ± std) | with flip TTA | IoU per class | mean abs phase-fraction error | fit s | predict s/img |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for t in table:
         iou = " ".join("–" if np.isnan(v) else f"{v:.2f}" for v in t["iou_per_class"])
         fe = " ".join(f"{v * 100:.1f}" for v in t["abs_fraction_error"])
+        tta = "–" if t["miou_flip_tta_mean"] is None else f"{t['miou_flip_tta_mean']:.3f}"
         print(f"| {t['dataset']} (n={t['n']}) | {t['mode']} | {t['method']} | "
-              f"{t['miou_mean']:.3f} ± {t['miou_std']:.3f} | {iou} | {fe} % | "
+              f"{t['miou_mean']:.3f} ± {t['miou_std']:.3f} | {tta} | {iou} | {fe} % | "
               f"{t['fit_seconds']:.1f} | {t['predict_seconds']:.2f} |")
 
 

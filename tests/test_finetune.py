@@ -112,3 +112,16 @@ def test_bad_inputs_are_input_errors(micrograph, scribbles, fast_config):
         Finetuner(np.stack([image] * 5), scribbles, config=fast_config)
     with pytest.raises(InputError, match="use class 3"):
         Finetuner(image, scribbles, num_classes=2, config=fast_config, info_band=0)
+
+
+def test_zero_encoder_lr_freezes_the_encoder(micrograph, scribbles, fast_config):
+    image, _ = micrograph
+    tuner = Finetuner(image, scribbles, config=replace(fast_config, max_steps=5, encoder_lr=0.0),
+                      info_band=0)
+    before = {k: v.clone() for k, v in tuner.model.encoder.state_dict().items()}
+    head = tuner.model.head.weight.detach().clone()
+    tuner.train()
+    for k, v in tuner.model.encoder.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert not torch.equal(tuner.model.head.weight, head)
+    assert all(p.requires_grad for p in tuner.model.encoder.parameters())

@@ -36,7 +36,7 @@ class FinetuneConfig:
     max_seconds: float | None = 120.0
     batch_size: int = 8
     crop_size: int = 192
-    encoder_lr: float = 2e-4
+    encoder_lr: float = 2e-4  # 0 freezes the encoder (faster steps, only the decoder learns)
     decoder_lr: float = 2e-3
     weight_decay: float = 1e-4
     balance_power: float = 0.5
@@ -210,10 +210,13 @@ class Finetuner:
             _set_encoder_bn_eval(model)
         sampler = ScribbleCropSampler(self.prepared.pixels, self.train_labels, cfg.crop_size,
                                       cfg.augment, self.rng, standardise)
-        opt = torch.optim.AdamW([
-            {"params": model.encoder.parameters(), "lr": cfg.encoder_lr},
-            {"params": [*model.decoder.parameters(), *model.head.parameters()], "lr": cfg.decoder_lr},
-        ], weight_decay=cfg.weight_decay)
+        frozen = cfg.encoder_lr == 0
+        model.encoder.requires_grad_(not frozen)
+        groups = [{"params": [*model.decoder.parameters(), *model.head.parameters()],
+                   "lr": cfg.decoder_lr}]
+        if not frozen:
+            groups.append({"params": list(model.encoder.parameters()), "lr": cfg.encoder_lr})
+        opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
         base_lrs = [group["lr"] for group in opt.param_groups]
         use_amp = self.device.type == "cuda"
         scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
@@ -266,6 +269,7 @@ class Finetuner:
                     reason = "time budget"
                     break
         finally:
+            model.encoder.requires_grad_(True)
             if self.best_state is not None:
                 model.load_state_dict(self.best_state)
             model.eval()

@@ -1,0 +1,74 @@
+"""Screenshots of the docked widgets on a real micrograph, for the README and docs.
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" python benchmarks/screenshots.py [--seconds 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--image", default="micrograph7")
+    p.add_argument("--seconds", type=int, default=40)
+    p.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "docs" / "screenshots")
+    args = p.parse_args(argv)
+
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    from fewshot import DATA
+    from napari_matseg.core.imageio import read_image, read_labels
+    from napari_matseg.core.simulate import simulate_scribbles
+
+    image = read_image(DATA / "MetalDAM" / "images" / f"{args.image}.jpg")
+    truth = read_labels(DATA / "MetalDAM" / "labels" / f"{args.image}.png")
+    viewer = napari.Viewer(show=True)
+    viewer.window.resize(1600, 1000)
+    viewer.add_image(image, name=args.image)
+    _, train = viewer.window.add_plugin_dock_widget("napari-matseg", "Annotate & Train")
+    _, predict = viewer.window.add_plugin_dock_widget("napari-matseg", "Predict & Inspect")
+    layer = train.new_scribble_layer()
+    train.classes.add_class()
+    for row, name in enumerate(["matrix", "austenite", "M/A"]):
+        train.classes.table.item(row, 0).setText(name)
+    strokes = np.zeros(image.shape, np.uint8)
+    strokes[: truth.shape[0], : truth.shape[1]] = simulate_scribbles(truth, classes=[0, 1, 2])
+    layer.data = strokes
+    app = QApplication.instance()
+    args.out.mkdir(parents=True, exist_ok=True)
+    train.budget.setValue(args.seconds)
+    train.start_training()
+    started = time.perf_counter()
+    shot_taken = False
+    while train.worker is not None:
+        app.processEvents()
+        time.sleep(0.01)
+        if not shot_taken and time.perf_counter() - started > args.seconds * 0.6 \
+                and f"{args.image} prediction" in viewer.layers:
+            viewer.screenshot(str(args.out / "training.png"), canvas_only=False)
+            shot_taken = True
+    viewer.layers[f"{args.image} prediction"].visible = False
+    worker = predict.predict_layers([args.image])
+    while predict.worker is not None:
+        app.processEvents()
+        time.sleep(0.01)
+    for _ in range(20):
+        app.processEvents()
+        time.sleep(0.02)
+    viewer.layers.selection.active = viewer.layers[f"{args.image} phases"]
+    viewer.screenshot(str(args.out / "widgets.png"), canvas_only=False)
+    print("wrote", args.out / "widgets.png", args.out / "training.png")
+    viewer.close()
+
+
+if __name__ == "__main__":
+    main()
