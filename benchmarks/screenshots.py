@@ -57,7 +57,7 @@ def main(argv=None):
             viewer.screenshot(str(args.out / "training.png"), canvas_only=False)
             shot_taken = True
     viewer.layers[f"{args.image} prediction"].visible = False
-    worker = predict.predict_layers([args.image])
+    predict.predict_layers([args.image])
     while predict.worker is not None:
         app.processEvents()
         time.sleep(0.01)

@@ -30,13 +30,15 @@ def fast_training(monkeypatch):
 
 
 def _errors(monkeypatch):
+    import napari_matseg.widgets.model_picker as mp
     import napari_matseg.widgets.predict_widget as pw
     import napari_matseg.widgets.train_widget as tw
 
     messages = []
-    for module in (tw, pw):
+    for module in (tw, pw, mp):
         monkeypatch.setattr(module, "show_error", messages.append)
-        monkeypatch.setattr(module, "show_warning", messages.append)
+        if hasattr(module, "show_warning"):
+            monkeypatch.setattr(module, "show_warning", messages.append)
     return messages
 
 
@@ -100,14 +102,20 @@ def test_train_preview_and_phase_table(viewer_with_image, qtbot, fast_training, 
     assert phases.selected_label == 3 and phases.show_selected_label
 
 
-def test_stop_ends_training_and_keeps_a_model(viewer_with_image, qtbot, fast_training):
-    viewer, _, truth = viewer_with_image
+def _start_long_training(viewer, truth, qtbot):
     train = AnnotateTrainWidget(viewer)
+    viewer.window.add_dock_widget(train, name="train")
     _paint(train.new_scribble_layer(), truth)
     train.classes.add_class()
     train.budget.setValue(600)
     worker = train.start_training()
     qtbot.waitUntil(lambda: train.tuner is not None and train.tuner.steps_done >= 3, timeout=30_000)
+    return train, worker
+
+
+def test_stop_ends_training_and_keeps_a_model(viewer_with_image, qtbot, fast_training):
+    viewer, _, truth = viewer_with_image
+    train, worker = _start_long_training(viewer, truth, qtbot)
     with qtbot.waitSignal(worker.finished, timeout=30_000):
         train.stop_button.click()
     assert train.model_entry is not None
@@ -157,6 +165,30 @@ def test_removing_the_image_stops_training(viewer_with_image, qtbot, fast_traini
     with qtbot.waitSignal(worker.finished, timeout=30_000):
         viewer.layers.remove("steel")
     assert train.worker is None
+
+
+def test_closing_the_viewer_stops_training(viewer_with_image, qtbot, fast_training):
+    viewer, _, truth = viewer_with_image
+    train, worker = _start_long_training(viewer, truth, qtbot)
+    tuner = train.tuner
+    with qtbot.waitSignal(worker.finished, timeout=30_000):
+        viewer.close()
+    assert tuner.stopping
+
+
+def test_information_band_is_outlined_and_toggled(make_napari_viewer):
+    viewer = make_napari_viewer()
+    image, _ = voronoi_micrograph((120, 128), seed=2)
+    band = np.zeros((16, 128), np.uint8)
+    band[5:9, 10:60] = 255
+    viewer.add_image(np.concatenate([image, band]), name="sem")
+    train = AnnotateTrainWidget(viewer)
+    assert "16 rows detected" in train.band_label.text()
+    outline = viewer.layers["sem information band"]
+    assert outline.data[0][:, 0].min() == pytest.approx(119.5)
+    train.band_check.setChecked(False)
+    assert "sem information band" not in viewer.layers
+    assert train.info_band() == 0
 
 
 def test_a_painted_layer_with_the_result_name_is_not_overwritten(viewer_with_image):

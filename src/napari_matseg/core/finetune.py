@@ -11,6 +11,7 @@ import copy
 import hashlib
 import threading
 import time
+import typing
 from dataclasses import asdict, dataclass, field
 from typing import Iterator
 
@@ -25,6 +26,8 @@ from .imageio import to_grey
 from .model import ModelConfig, SegmentationModel, build_model
 from .predict import PredictConfig, predict_tiled
 from .preprocess import PreprocessConfig, prepare_image, resize_to, standardise
+if typing.TYPE_CHECKING:
+    from .bundle import ModelBundle
 from .scribbles import IGNORE, ScribbleCropSampler, check_scribbles, class_weights, split_strokes
 
 
@@ -32,7 +35,7 @@ from .scribbles import IGNORE, ScribbleCropSampler, check_scribbles, class_weigh
 class FinetuneConfig:
     """Training budget and recipe; the defaults are what the benchmark in the README measured."""
 
-    max_steps: int = 400
+    max_steps: int = 180
     max_seconds: float | None = 120.0
     batch_size: int = 8
     crop_size: int = 192
@@ -139,6 +142,7 @@ class Finetuner:
                                 "decoder_channels": tuple(mc.decoder_channels)})
             model, origin = build_model(mc)
             self.provenance["encoder_weights"] = origin
+            self.provenance["pretraining_method"] = "imagenet" if origin.startswith("imagenet") else None
         elif model.config.num_classes != self.num_classes:
             raise InputError(f"the model predicts {model.config.num_classes} classes but "
                              f"{self.num_classes} are asked for; start a new model for other classes")

@@ -75,3 +75,25 @@ def show_result_layer(viewer, name: str, data: np.ndarray, like, classes: list[d
         apply_classes(layer, classes)
         layer.editable = True
     return layer
+
+
+def show_info_band(viewer, image_layer, band_rows: int):
+    """Outline the excluded information band of ``image_layer`` (a Shapes layer); remove it when
+    ``band_rows`` is 0. Returns the layer or None."""
+    name = f"{image_layer.name} information band"
+    existing = viewer.layers[name] if name in viewer.layers else None
+    if existing is not None and existing.metadata.get(ROLE_KEY) != "info-band":
+        return None
+    if band_rows <= 0:
+        if existing is not None:
+            viewer.layers.remove(existing)
+        return None
+    height, width = image_layer.data.shape[:2]
+    rect = np.array([[height - band_rows - 0.5, -0.5], [height - 0.5, width - 0.5]])
+    if existing is not None:
+        existing.data = [rect]
+        return existing
+    return viewer.add_shapes([rect], shape_type="rectangle", name=name, edge_color="#ffcc00",
+                             face_color="#ffcc0033", edge_width=2, scale=image_layer.scale[-2:],
+                             translate=image_layer.translate[-2:],
+                             metadata={ROLE_KEY: "info-band", IMAGE_KEY: image_layer.name})

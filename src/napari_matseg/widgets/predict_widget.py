@@ -6,19 +6,19 @@ from pathlib import Path
 
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
+from qtpy.QtWidgets import (QCheckBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
                             QLabel, QListWidget, QListWidgetItem, QProgressBar, QPushButton,
                             QVBoxLayout, QWidget)
 from qtpy.QtCore import Qt
 
-from ..core.bundle import load_bundle
 from ..core.errors import MatsegError
 from ..core.imageio import list_images, write_labels
 from ..core.predict import PredictConfig
 from .layers import IMAGE_KEY, ROLE_KEY, show_result_layer
 from .phase_table import PhaseTable, fraction_rows
-from .session import ModelEntry, registry_for
-from .train_widget import LOAD_FILE, image_layers
+from .session import registry_for
+from .model_picker import ModelPicker
+from .train_widget import image_layers
 
 
 class PredictInspectWidget(QWidget):
@@ -29,7 +29,10 @@ class PredictInspectWidget(QWidget):
         self.viewer = napari_viewer
         self.registry = registry_for(napari_viewer)
         self.worker = None
-        self.model_combo = QComboBox()
+        self.models = ModelPicker(self.registry, self, accepts=lambda e: e.bundle is not None
+                                  and e.bundle.kind == "segmentation")
+        self.model_combo = self.models.combo
+        self.load_model = self.models.load
         self.images = QListWidget()
         self.images.setMaximumHeight(110)
         self.tta = QCheckBox("average over flips (slower, smoother)")
@@ -77,41 +80,12 @@ class PredictInspectWidget(QWidget):
         self.csv_button.clicked.connect(lambda: self.export_csv())
         self.export_button.clicked.connect(lambda: self.export_labels())
         self.table.class_selected.connect(self.highlight_class)
-        self.model_combo.activated.connect(self._model_chosen)
-        self.registry.changed.connect(self._refresh_models)
-        self.registry.current_changed.connect(lambda e: self.model_combo.setCurrentText(e.name))
+        self.registry.current_changed.connect(lambda e: self.models.select(e.name))
         events = self.viewer.layers.events
         for ev in (events.inserted, events.removed):
             ev.connect(self._refresh_images)
         self.destroyed.connect(lambda *_: self.cancel())
-        self._refresh_models()
         self._refresh_images()
-
-    def _refresh_models(self) -> None:
-        names = [e.name for e in self.registry.entries if e.bundle is not None
-                 and e.bundle.kind == "segmentation"] + [LOAD_FILE]
-        current = self.model_combo.currentText()
-        self.model_combo.clear()
-        self.model_combo.addItems(names)
-        if current in names:
-            self.model_combo.setCurrentText(current)
-
-    def _model_chosen(self, _index: int) -> None:
-        if self.model_combo.currentText() == LOAD_FILE:
-            path, _ = QFileDialog.getOpenFileName(self, "Open a napari-matseg model", "",
-                                                  "napari-matseg models (*.matseg)")
-            if path:
-                self.load_model(path)
-
-    def load_model(self, path: str):
-        try:
-            bundle = load_bundle(path)
-        except MatsegError as exc:
-            show_error(str(exc))
-            return None
-        entry = self.registry.add(ModelEntry(Path(path).name, bundle, str(path)))
-        self.model_combo.setCurrentText(entry.name)
-        return entry
 
     def _refresh_images(self, *_) -> None:
         checked = {self.images.item(i).text() for i in range(self.images.count())
@@ -130,7 +104,7 @@ class PredictInspectWidget(QWidget):
                 if self.images.item(i).checkState() == Qt.Checked]
 
     def bundle(self):
-        entry = self.registry.get(self.model_combo.currentText())
+        entry = self.models.entry()
         return entry.bundle if entry is not None else None
 
     def _start(self, items, output_dir=None):

@@ -3,27 +3,23 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
                             QLabel, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from ..core.bundle import load_bundle
 from ..core.errors import MatsegError
 from ..core.finetune import FinetuneConfig, Finetuner
 from ..core.infoband import detect_info_band
 from ..core.scribbles import check_scribbles
 from ..core.imageio import to_grey
 from .class_table import ClassTableWidget
-from .layers import (CLASSES_KEY, IMAGE_KEY, ROLE_KEY, apply_classes, class_table, default_classes,
-                     new_scribble_layer, show_result_layer)
+from .layers import (IMAGE_KEY, ROLE_KEY, apply_classes, class_table, default_classes,
+                     new_scribble_layer, show_info_band, show_result_layer)
 from .loss_plot import LossPlot
+from .model_picker import ModelPicker
 from .session import ModelEntry, registry_for
-
-LOAD_FILE = "Load model file…"
-
 
 def image_layers(viewer):
     from napari.layers import Image
@@ -57,7 +53,9 @@ class AnnotateTrainWidget(QWidget):
         self.scribble_combo = QComboBox()
         self.new_layer_button = QPushButton("New scribble layer")
         self.classes = ClassTableWidget()
-        self.model_combo = QComboBox()
+        self.models = ModelPicker(self.registry, self)
+        self.model_combo = self.models.combo
+        self.load_model = self.models.load
         self.band_check = QCheckBox("exclude the information band")
         self.band_check.setChecked(True)
         self.band_label = QLabel("")
@@ -107,15 +105,12 @@ class AnnotateTrainWidget(QWidget):
         self.scribble_combo.currentTextChanged.connect(self._scribbles_changed)
         self.band_check.toggled.connect(lambda _: self._image_changed(self.image_combo.currentText()))
         self.classes.changed.connect(self._classes_edited)
-        self.model_combo.activated.connect(self._model_chosen)
         events = self.viewer.layers.events
         for ev in (events.inserted, events.removed, events.reordered):
             ev.connect(self._refresh_layers)
         events.removed.connect(self._layer_removed)
-        self.registry.changed.connect(self._refresh_models)
         self.destroyed.connect(lambda *_: self.stop_training())
         self._refresh_layers()
-        self._refresh_models()
 
     # layers -------------------------------------------------------------------------------
     def _set_items(self, combo: QComboBox, names: list[str]) -> None:
@@ -153,15 +148,19 @@ class AnnotateTrainWidget(QWidget):
         return "auto" if self.band_check.isChecked() else 0
 
     def _band_text(self) -> str:
+        """Detect the band of the chosen image, outline it in the viewer, and describe it."""
         layer = self.image_layer()
-        if layer is None or not self.band_check.isChecked():
+        if layer is None:
             return ""
         try:
             grey = to_grey(np.asarray(layer.data))
         except MatsegError:
             return "not a 2-D image"
-        rows = grey.shape[0] - detect_info_band(grey)
-        return f"{rows} rows detected" if rows else "none detected"
+        rows = grey.shape[0] - detect_info_band(grey) if self.band_check.isChecked() else 0
+        show_info_band(self.viewer, layer, rows)
+        if not self.band_check.isChecked():
+            return ""
+        return f"{rows} rows detected (outlined)" if rows else "none detected"
 
     def _scribbles_changed(self, _name: str) -> None:
         layer = self.scribble_layer()
@@ -190,36 +189,6 @@ class AnnotateTrainWidget(QWidget):
             show_warning(f"Layer '{name}' was removed: training stopped, the best model so far is kept.")
             self.stop_training()
 
-    # models ---------------------------------------------------------------------------------
-    def _refresh_models(self) -> None:
-        names = [e.name for e in self.registry.entries] + [LOAD_FILE]
-        current = self.model_combo.currentText()
-        self.model_combo.clear()
-        self.model_combo.addItems(names)
-        if current in names:
-            self.model_combo.setCurrentText(current)
-
-    def _model_chosen(self, index: int) -> None:
-        if self.model_combo.currentText() != LOAD_FILE:
-            return
-        path, _ = QFileDialog.getOpenFileName(self, "Open a napari-matseg model", "",
-                                              "napari-matseg models (*.matseg);;All files (*)")
-        if path:
-            self.load_model(path)
-        else:
-            self.model_combo.setCurrentIndex(0)
-
-    def load_model(self, path: str):
-        """Load a bundle, list it as a starting model and select it; None on error."""
-        try:
-            bundle = load_bundle(path)
-        except MatsegError as exc:
-            show_error(str(exc))
-            return None
-        entry = self.registry.add(ModelEntry(Path(path).name, bundle, str(path)))
-        self.model_combo.setCurrentText(entry.name)
-        return entry
-
     # training ---------------------------------------------------------------------------------
     def _training_inputs(self):
         image, scribbles = self.image_layer(), self.scribble_layer()
@@ -241,7 +210,7 @@ class AnnotateTrainWidget(QWidget):
             show_error(str(exc))
             return None
         classes = self.classes.classes()
-        entry = self.registry.get(self.model_combo.currentText())
+        entry = self.models.entry()
         start = entry.bundle if entry is not None and entry.bundle is not None else None
         if start is not None and start.kind == "segmentation" and len(start.class_names) != len(classes):
             show_error(f"The model '{entry.name}' predicts {len(start.class_names)} classes but the "
@@ -321,6 +290,12 @@ class AnnotateTrainWidget(QWidget):
     def _on_finished(self) -> None:
         tuner, self.worker = self.tuner, None
         self.tuner = None
+        try:
+            self._show_finished(tuner)
+        except RuntimeError:  # the widget was deleted (viewer closed) while training ended
+            pass
+
+    def _show_finished(self, tuner) -> None:
         self.train_button.setEnabled(True)
         self.stop_button.setEnabled(False)
         self.progress.setRange(0, 1)
@@ -333,7 +308,7 @@ class AnnotateTrainWidget(QWidget):
         bundle = tuner.to_bundle(names, colours)
         self.model_entry = self.registry.add(
             ModelEntry(f"trained on {self._training_image}", bundle), make_current=True)
-        self.model_combo.setCurrentText(self.model_entry.name)
+        self.models.select(self.model_entry.name)
         self.save_button.setEnabled(True)
         p = tuner.provenance
         self.status.setText(f"done: {p.get('steps')} steps in {p.get('seconds', 0):.0f} s, best at "

@@ -1,0 +1,64 @@
+"""A model chooser shared by the dock widgets: the viewer's registered models plus 'load a file'."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from napari.utils.notifications import show_error
+from qtpy.QtWidgets import QComboBox, QFileDialog
+
+from ..core.bundle import load_bundle
+from ..core.errors import MatsegError
+from .session import ModelEntry, ModelRegistry
+
+LOAD_FILE = "Load model file…"
+
+
+class ModelPicker:
+    """Keeps a combo box in step with a :class:`ModelRegistry`; ``accepts`` filters entries."""
+
+    def __init__(self, registry: ModelRegistry, parent=None,
+                 accepts: Callable[[ModelEntry], bool] = lambda entry: True):
+        self.registry = registry
+        self.accepts = accepts
+        self.parent = parent
+        self.combo = QComboBox(parent)
+        self.combo.activated.connect(self._chosen)
+        registry.changed.connect(self.refresh)
+        self.refresh()
+
+    def refresh(self) -> None:
+        names = [e.name for e in self.registry.entries if self.accepts(e)] + [LOAD_FILE]
+        current = self.combo.currentText()
+        self.combo.clear()
+        self.combo.addItems(names)
+        if current in names:
+            self.combo.setCurrentText(current)
+
+    def entry(self) -> ModelEntry | None:
+        return self.registry.get(self.combo.currentText())
+
+    def select(self, name: str) -> None:
+        self.combo.setCurrentText(name)
+
+    def _chosen(self, _index: int) -> None:
+        if self.combo.currentText() != LOAD_FILE:
+            return
+        path, _ = QFileDialog.getOpenFileName(self.parent, "Open a napari-matseg model", "",
+                                              "napari-matseg models (*.matseg);;All files (*)")
+        if path:
+            self.load(path)
+        else:
+            self.combo.setCurrentIndex(0)
+
+    def load(self, path: str) -> ModelEntry | None:
+        """Load a bundle, register and select it; notify and return None when it is unusable."""
+        try:
+            bundle = load_bundle(path)
+        except MatsegError as exc:
+            show_error(str(exc))
+            return None
+        entry = self.registry.add(ModelEntry(Path(path).name, bundle, str(path)))
+        self.select(entry.name)
+        return entry
