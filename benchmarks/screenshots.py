@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--image", default="micrograph7")
-    p.add_argument("--seconds", type=int, default=40)
+    p.add_argument("--seconds", type=int, default=100)
     p.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "docs" / "screenshots")
     args = p.parse_args(argv)
 
@@ -65,6 +65,10 @@ def main(argv=None):
         app.processEvents()
         time.sleep(0.02)
     viewer.layers.selection.active = viewer.layers[f"{args.image} phases"]
+    viewer.reset_view()
+    for _ in range(10):
+        app.processEvents()
+        time.sleep(0.02)
     viewer.screenshot(str(args.out / "widgets.png"), canvas_only=False)
     print("wrote", args.out / "widgets.png", args.out / "training.png")
     viewer.close()

@@ -96,6 +96,8 @@ def main(argv=None):
         "gap_max_near_preview_ms": float(gaps[near_preview].max()) if near_preview.any() else None,
         "first_preview_s": (first_preview[0] - pressed) if first_preview else None,
         "previews": len(preview_times), "status": train.status.text(),
+        "largest_gaps_ms_at_s": [(round(float(gaps[i]), 1), round(float(t[i + 1] - pressed), 2))
+                                 for i in np.argsort(gaps)[::-1][:6]],
     }
     viewer.close()
     print("| metric | value |\n|---|---|")
@@ -105,6 +107,7 @@ def main(argv=None):
         print(f"| {k} | {v:.1f} |" if isinstance(v, float) else f"| {k} | {v} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
+    print("largest gaps (ms, seconds after pressing Train):", result["largest_gaps_ms_at_s"])
     print(f"wrote {args.out}")
 
 

@@ -46,6 +46,7 @@ class FinetuneConfig:
     label_smoothing: float = 0.05
     validation_fraction: float = 0.2
     eval_every: int = 10
+    first_eval: int = 5
     patience: int = 12
     min_steps: int = 100
     preview_every: int | None = None
@@ -251,7 +252,7 @@ class Finetuner:
                 yield TrainingEvent("step", step, cfg.max_steps, loss_ema, elapsed)
                 out_of_time = cfg.max_seconds is not None and elapsed >= cfg.max_seconds
                 last = step == cfg.max_steps or out_of_time or self.stopping
-                if step % cfg.eval_every == 0 or last:
+                if step % cfg.eval_every == 0 or step == cfg.first_eval or last:
                     want = preview and (cfg.preview_every is None or step % cfg.preview_every == 0
                                         or last)
                     val, acc, prev = self._evaluate(want)

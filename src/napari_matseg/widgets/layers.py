@@ -21,15 +21,20 @@ def default_classes(n: int = 2) -> list[dict]:
             for name, colour in zip(default_class_names(n), default_colours(n))]
 
 
-def apply_classes(layer, classes: list[dict]) -> None:
-    """Store ``classes`` on a Labels layer and colour its labels 1..K with them."""
+def class_colormap(classes: list[dict]):
+    """Return the napari colormap that paints label k with the colour of class k."""
     from napari.utils.colormaps import DirectLabelColormap
 
-    layer.metadata[CLASSES_KEY] = [dict(c) for c in classes]
     colours = {i + 1: c["colour"] for i, c in enumerate(classes)}
     colours[0] = "transparent"
     colours[None] = "#808080"
-    layer.colormap = DirectLabelColormap(color_dict=colours)
+    return DirectLabelColormap(color_dict=colours)
+
+
+def apply_classes(layer, classes: list[dict]) -> None:
+    """Store ``classes`` on a Labels layer and colour its labels 1..K with them."""
+    layer.metadata[CLASSES_KEY] = [dict(c) for c in classes]
+    layer.colormap = class_colormap(classes)
 
 
 def new_scribble_layer(viewer, image_layer, classes: list[dict] | None = None):
@@ -68,12 +73,18 @@ def show_result_layer(viewer, name: str, data: np.ndarray, like, classes: list[d
     else:
         if existing is not None:
             viewer.layers.remove(existing)
-        add = viewer.add_labels if kind == "labels" else viewer.add_image
+        metadata = {ROLE_KEY: f"result-{kind}", IMAGE_KEY: like.name}
+        if kind == "labels":
+            if classes is not None:
+                metadata[CLASSES_KEY] = [dict(c) for c in classes]
+                kwargs["colormap"] = class_colormap(classes)
+            add = viewer.add_labels
+        else:
+            add = viewer.add_image
         layer = add(data, name=name, scale=like.scale[-2:], translate=like.translate[-2:],
-                    metadata={ROLE_KEY: f"result-{kind}", IMAGE_KEY: like.name}, **kwargs)
-    if classes is not None and kind == "labels":
+                    metadata=metadata, **kwargs)
+    if classes is not None and kind == "labels" and layer.metadata.get(CLASSES_KEY) != classes:
         apply_classes(layer, classes)
-        layer.editable = True
     return layer
 
 

@@ -34,6 +34,7 @@ class PhaseTable(QTableWidget):
     def __init__(self, parent=None):
         super().__init__(0, 0, parent)
         self.rows: list[dict] = []
+        self.setMinimumHeight(130)
         self.setSelectionBehavior(QTableWidget.SelectRows)
         self.setEditTriggers(QTableWidget.NoEditTriggers)
         self.itemSelectionChanged.connect(self._selected)

@@ -40,6 +40,8 @@ class AnnotateTrainWidget(QWidget):
 
     def __init__(self, napari_viewer):
         super().__init__()
+        import timm  # noqa: F401  (imported here, not in the worker, where it would hold the GIL)
+
         self.viewer = napari_viewer
         self.registry = registry_for(napari_viewer)
         self.worker = None
