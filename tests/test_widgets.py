@@ -208,6 +208,7 @@ def test_launch_opens_sample_with_both_widgets(make_napari_viewer, monkeypatch):
     monkeypatch.setattr(napari, "Viewer", lambda **kw: make_napari_viewer())
     viewer = launch.open_viewer()
     names = [layer.name for layer in viewer.layers]
-    assert names[0].startswith("Ni superalloy") and names[1].endswith("scribbles")
+    assert names[0].startswith("Ni superalloy") and names[-1].endswith("scribbles")
+    assert viewer.layers.selection.active.name == names[-1]
     docks = " ".join(viewer.window._dock_widgets)
     assert "Annotate & Train" in docks and "Predict & Inspect" in docks

@@ -179,7 +179,13 @@ class AnnotateTrainWidget(QWidget):
         if image is None:
             show_warning("Open a micrograph first: there is no image layer to paint on.")
             return None
-        layer = new_scribble_layer(self.viewer, image, self.classes.classes() or default_classes(2))
+        classes = self.classes.classes() or default_classes(2)
+        if f"{image.name} prediction" not in self.viewer.layers:
+            # Created now, empty, so that the first live preview only swaps data: creating a
+            # layer costs the GUI thread about 100 ms, too long a pause in the middle of training.
+            show_result_layer(self.viewer, f"{image.name} prediction",
+                              np.zeros(image.data.shape[:2], np.uint8), image, classes, opacity=0.5)
+        layer = new_scribble_layer(self.viewer, image, classes)
         self._refresh_layers()
         self.scribble_combo.setCurrentText(layer.name)
         self.viewer.layers.selection.active = layer
