@@ -125,3 +125,14 @@ def test_zero_encoder_lr_freezes_the_encoder(micrograph, scribbles, fast_config)
         assert torch.equal(v, before[k]), k
     assert not torch.equal(tuner.model.head.weight, head)
     assert all(p.requires_grad for p in tuner.model.encoder.parameters())
+
+
+def test_entropy_term_weights_unpainted_pixels(micrograph, scribbles, fast_config):
+    image, _ = micrograph
+    plain = Finetuner(image, scribbles, config=fast_config, info_band=0)
+    sharp = Finetuner(image, scribbles, config=replace(fast_config, entropy_weight=0.5), info_band=0)
+    logits = torch.zeros(2, 3, 8, 8)
+    targets = torch.full((2, 8, 8), -1)
+    targets[:, :2] = 1
+    extra = sharp._loss(logits, targets) - plain._loss(logits, targets)
+    assert float(extra) == pytest.approx(0.5 * np.log(3), rel=1e-5)

@@ -44,6 +44,7 @@ class FinetuneConfig:
     weight_decay: float = 1e-4
     balance_power: float = 0.5
     label_smoothing: float = 0.05
+    entropy_weight: float = 0.0
     validation_fraction: float = 0.2
     eval_every: int = 10
     first_eval: int = 5
@@ -166,8 +167,18 @@ class Finetuner:
         return self._stop.is_set()
 
     def _loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits.float(), targets, weight=self.weights.to(logits.device),
+        """Cross-entropy on painted pixels, plus (with ``entropy_weight``) the mean prediction
+        entropy on unpainted ones, which pushes class boundaries away from uniform regions."""
+        logits = logits.float()
+        loss = F.cross_entropy(logits, targets, weight=self.weights.to(logits.device),
                                ignore_index=IGNORE, label_smoothing=self.config.label_smoothing)
+        if self.config.entropy_weight > 0:
+            unpainted = targets == IGNORE
+            if unpainted.any():
+                logp = logits.log_softmax(dim=1)
+                entropy = -(logp.exp() * logp).sum(dim=1)
+                loss = loss + self.config.entropy_weight * entropy[unpainted].mean()
+        return loss
 
     def _evaluate(self, want_preview: bool) -> tuple[float, float, np.ndarray | None]:
         """Return loss and balanced accuracy on held-out strokes (or all strokes), and a preview.
