@@ -26,9 +26,10 @@ from .imageio import to_grey
 from .model import ModelConfig, SegmentationModel, build_model
 from .predict import PredictConfig, predict_tiled
 from .preprocess import PreprocessConfig, prepare_image, resize_to, standardise
+from .scribbles import IGNORE, ScribbleCropSampler, check_scribbles, class_weights, split_strokes
+
 if typing.TYPE_CHECKING:
     from .bundle import ModelBundle
-from .scribbles import IGNORE, ScribbleCropSampler, check_scribbles, class_weights, split_strokes
 
 
 @dataclass

@@ -11,6 +11,23 @@ IMAGE_KEY = "matseg_image"
 ROLE_KEY = "matseg_role"
 
 
+def micrograph_layers(viewer):
+    """Return the viewer's Image layers that hold micrographs (not our uncertainty results)."""
+    from napari.layers import Image
+
+    return [layer for layer in viewer.layers
+            if isinstance(layer, Image) and layer.metadata.get(ROLE_KEY) is None]
+
+
+def scribble_layers(viewer, image_name: str | None = None):
+    """Return the scribble Labels layers (of ``image_name`` only, when given)."""
+    from napari.layers import Labels
+
+    return [layer for layer in viewer.layers if isinstance(layer, Labels)
+            and layer.metadata.get(ROLE_KEY) == "scribbles"
+            and (image_name is None or layer.metadata.get(IMAGE_KEY) == image_name)]
+
+
 def class_table(layer) -> list[dict]:
     """Return the classes stored on a layer: ``[{"name": ..., "colour": "#rrggbb"}, ...]``."""
     return list(layer.metadata.get(CLASSES_KEY, []))
@@ -39,7 +56,7 @@ def apply_classes(layer, classes: list[dict]) -> None:
 
 def new_scribble_layer(viewer, image_layer, classes: list[dict] | None = None):
     """Add an empty Labels layer for painting on ``image_layer`` and return it."""
-    shape = image_layer.data.shape[:2] if not image_layer.rgb else image_layer.data.shape[:2]
+    shape = image_layer.data.shape[:2]
     name = f"{image_layer.name} scribbles"
     if name in viewer.layers:
         i = 2

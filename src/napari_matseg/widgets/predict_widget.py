@@ -14,11 +14,10 @@ from qtpy.QtCore import Qt
 from ..core.errors import MatsegError
 from ..core.imageio import list_images, write_labels
 from ..core.predict import PredictConfig
-from .layers import IMAGE_KEY, ROLE_KEY, show_result_layer
+from .layers import IMAGE_KEY, ROLE_KEY, micrograph_layers, show_result_layer
 from .phase_table import PhaseTable, fraction_rows
 from .session import registry_for
 from .model_picker import ModelPicker
-from .train_widget import image_layers
 
 
 class PredictInspectWidget(QWidget):
@@ -91,9 +90,7 @@ class PredictInspectWidget(QWidget):
         checked = {self.images.item(i).text() for i in range(self.images.count())
                    if self.images.item(i).checkState() == Qt.Checked}
         self.images.clear()
-        for layer in image_layers(self.viewer):
-            if layer.metadata.get(ROLE_KEY) is not None:
-                continue
+        for layer in micrograph_layers(self.viewer):
             item = QListWidgetItem(layer.name)
             item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
             item.setCheckState(Qt.Checked if layer.name in checked or not checked else Qt.Unchecked)

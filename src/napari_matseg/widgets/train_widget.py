@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
@@ -15,25 +13,11 @@ from ..core.infoband import detect_info_band
 from ..core.scribbles import check_scribbles
 from ..core.imageio import to_grey
 from .class_table import ClassTableWidget
-from .layers import (IMAGE_KEY, ROLE_KEY, apply_classes, class_table, default_classes,
-                     new_scribble_layer, show_info_band, show_result_layer)
+from .layers import (apply_classes, class_table, default_classes, micrograph_layers,
+                     new_scribble_layer, scribble_layers, show_info_band, show_result_layer)
 from .loss_plot import LossPlot
 from .model_picker import ModelPicker
 from .session import ModelEntry, registry_for
-
-def image_layers(viewer):
-    from napari.layers import Image
-
-    return [layer for layer in viewer.layers if isinstance(layer, Image)]
-
-
-def scribble_layers(viewer, image_name: str | None = None):
-    from napari.layers import Labels
-
-    return [layer for layer in viewer.layers if isinstance(layer, Labels)
-            and layer.metadata.get(ROLE_KEY) == "scribbles"
-            and (image_name is None or layer.metadata.get(IMAGE_KEY) == image_name)]
-
 
 class AnnotateTrainWidget(QWidget):
     """Dock widget: choose image, paint classes, train, preview, save."""
@@ -47,7 +31,6 @@ class AnnotateTrainWidget(QWidget):
         self.worker = None
         self.tuner: Finetuner | None = None
         self.model_entry: ModelEntry | None = None
-        self._last_preview = 0.0
         self._training_image = self._training_scribbles = None
         self._classes_for_run: list[dict] = []
 
@@ -127,8 +110,7 @@ class AnnotateTrainWidget(QWidget):
             combo.currentTextChanged.emit(combo.currentText())
 
     def _refresh_layers(self, *_):
-        self._set_items(self.image_combo, [layer.name for layer in image_layers(self.viewer)
-                                           if layer.metadata.get(ROLE_KEY) is None])
+        self._set_items(self.image_combo, [layer.name for layer in micrograph_layers(self.viewer)])
         self._set_items(self.scribble_combo,
                         [layer.name for layer in scribble_layers(self.viewer, self.image_combo.currentText())])
 
@@ -287,7 +269,6 @@ class AnnotateTrainWidget(QWidget):
             return
         show_result_layer(self.viewer, f"{like.name} prediction", preview, like,
                           self._classes_for_run, opacity=0.5)
-        self._last_preview = time.perf_counter()
 
     def _on_error(self, exc: Exception) -> None:
         if isinstance(exc, MatsegError):
