@@ -41,14 +41,17 @@ def nasa_pair(name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 class UNetMethod:
-    name = "matseg"
+    """napari-matseg's fine-tuning, from ImageNet weights or from a pretrained bundle."""
 
-    def __init__(self, config: FinetuneConfig):
+    def __init__(self, config: FinetuneConfig, pretrained=None, name: str = "matseg"):
         self.config = config
+        self.pretrained = pretrained
+        self.name = name
 
     def fit(self, image, scribbles, num_classes):
         t = time.perf_counter()
-        tuner = Finetuner(image, scribbles, num_classes=num_classes, config=self.config, info_band=0)
+        tuner = Finetuner(image, scribbles, num_classes=num_classes, config=self.config, info_band=0,
+                          pretrained=self.pretrained)
         self.model = tuner.train()
         self.preprocess = tuner.preprocess
         self.info = {k: tuner.provenance[k] for k in ("steps", "best_step", "stop_reason")}

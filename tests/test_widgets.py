@@ -8,7 +8,7 @@ pytestmark = pytest.mark.gui
 
 from napari_matseg.core.simulate import ScribbleSimulation, simulate_scribbles  # noqa: E402
 from napari_matseg.core.synthetic import voronoi_micrograph  # noqa: E402
-from napari_matseg.widgets import AnnotateTrainWidget, PredictInspectWidget  # noqa: E402
+from napari_matseg.widgets import AnnotateTrainWidget, PredictInspectWidget, PretrainWidget  # noqa: E402
 from napari_matseg.widgets.layers import CLASSES_KEY  # noqa: E402
 
 
@@ -32,10 +32,11 @@ def fast_training(monkeypatch):
 def _errors(monkeypatch):
     import napari_matseg.widgets.model_picker as mp
     import napari_matseg.widgets.predict_widget as pw
+    import napari_matseg.widgets.pretrain_widget as ptw
     import napari_matseg.widgets.train_widget as tw
 
     messages = []
-    for module in (tw, pw, mp):
+    for module in (tw, pw, mp, ptw):
         monkeypatch.setattr(module, "show_error", messages.append)
         if hasattr(module, "show_warning"):
             monkeypatch.setattr(module, "show_warning", messages.append)
@@ -53,8 +54,10 @@ def test_widgets_are_registered_through_npe2(make_napari_viewer):
     viewer = make_napari_viewer()
     _, train = viewer.window.add_plugin_dock_widget("napari-matseg", "Annotate & Train")
     _, predict = viewer.window.add_plugin_dock_widget("napari-matseg", "Predict & Inspect")
+    _, pretrain = viewer.window.add_plugin_dock_widget("napari-matseg", "Pretrain")
     assert isinstance(train, AnnotateTrainWidget)
     assert isinstance(predict, PredictInspectWidget)
+    assert isinstance(pretrain, PretrainWidget)
 
 
 def test_sample_data_opens_through_npe2(make_napari_viewer):
@@ -212,3 +215,83 @@ def test_launch_opens_sample_with_both_widgets(make_napari_viewer, monkeypatch):
     assert viewer.layers.selection.active.name == names[-1]
     docks = " ".join(viewer.window._dock_widgets)
     assert "Annotate & Train" in docks and "Predict & Inspect" in docks
+
+
+def _tiny_pretraining(widget, monkeypatch, steps=3):
+    from napari_matseg.core.pretrain import PretrainConfig
+
+    def config():
+        cfg = PretrainConfig(method=widget._method, max_steps=steps, max_seconds=None, batch_size=2,
+                             crop_size=64, info_band=0, init="random")
+        cfg.matssl.region = 96
+        cfg.pscl.labelled_crops = 1
+        cfg.sms.partitions = 2
+        cfg.sms.score_repeats = 1
+        return cfg
+
+    monkeypatch.setattr(widget, "config", config)
+
+
+def test_pretrain_widget_feeds_the_train_widget(viewer_with_image, qtbot, monkeypatch, fast_training,
+                                                tmp_path):
+    viewer, image, truth = viewer_with_image
+    viewer.add_image(voronoi_micrograph((128, 128), grains=16, seed=5)[0], name="other")
+    errors = _errors(monkeypatch)
+    pretrain = PretrainWidget(viewer)
+    train = AnnotateTrainWidget(viewer)
+    predict = PredictInspectWidget(viewer)
+    _tiny_pretraining(pretrain, monkeypatch)
+    pretrain.from_layers.setChecked(True)
+    assert pretrain.start() is None and errors == ["select at least one image layer to pretrain on"]
+    errors.clear()
+    for i in range(pretrain.layer_list.count()):
+        pretrain.layer_list.item(i).setSelected(True)
+    pretrain.method_combo.setCurrentText("SMS")
+    worker = pretrain.start()
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: pretrain.save_button.isEnabled(), timeout=5000)
+    assert not errors
+    name = "pretrained sms (2 images)"
+    assert name in [train.model_combo.itemText(i) for i in range(train.model_combo.count())]
+    assert name not in [predict.model_combo.itemText(i) for i in range(predict.model_combo.count())]
+    saved = pretrain.save(str(tmp_path / "enc.matseg"))
+    assert predict.load_model(str(saved)) is None and "fine-tune it" in errors[-1]
+    errors.clear()
+
+    _paint(train.new_scribble_layer(), truth)
+    train.classes.add_class()
+    train.models.select(name)
+    train.budget.setValue(5)
+    worker = train.start_training()
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: train.save_button.isEnabled(), timeout=5000)
+    assert not errors
+    assert train.model_entry.bundle.provenance["pretraining_method"] == "sms"
+
+
+def test_pretrain_widget_pscl_needs_a_scribble_layer_and_stop_works(viewer_with_image, qtbot,
+                                                                    monkeypatch, tmp_path):
+    viewer, image, truth = viewer_with_image
+    errors = _errors(monkeypatch)
+    pretrain = PretrainWidget(viewer)
+    _tiny_pretraining(pretrain, monkeypatch, steps=10_000)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    from PIL import Image
+
+    Image.fromarray(image).save(folder / "a.png")
+    pretrain.method_combo.setCurrentText("PSCL")
+    pretrain.folder.setText(str(folder))
+    assert pretrain.start() is None and "scribble layer" in errors[-1]
+    train = AnnotateTrainWidget(viewer)
+    _paint(train.new_scribble_layer(), truth)
+    errors.clear()
+    worker = pretrain.start()
+    qtbot.waitUntil(lambda: pretrain.trainer is not None and pretrain.trainer.steps_done >= 2,
+                    timeout=60_000)
+    with qtbot.waitSignal(worker.finished, timeout=30_000):
+        pretrain.stop_button.click()
+    qtbot.waitUntil(lambda: pretrain.save_button.isEnabled(), timeout=5000)
+    assert not errors and pretrain.result.bundle.provenance["stop_reason"] == "stopped"

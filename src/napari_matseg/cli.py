@@ -16,6 +16,8 @@ EPILOG = """examples:
   matseg finetune steel.tif strokes.png -o steel.matseg --classes matrix austenite MA --minutes 2
   matseg predict steel.matseg micrographs/ -o results/
   matseg evaluate steel.matseg --images a.tif b.tif --labels a_gt.png b_gt.png
+  matseg pretrain --method sms unlabeled/ -o my-encoder.matseg --minutes 60
+  matseg finetune steel.tif strokes.png -o steel.matseg --start my-encoder.matseg
 """
 
 
@@ -69,13 +71,53 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--steps", type=int, help="stop after this many optimiser steps")
     budget.add_argument("--minutes", type=_positive_float, help="stop after this many minutes")
     ft.add_argument("--start", type=Path, metavar="MODEL",
-                    help="continue training this bundle (warm start) instead of a new model")
+                    help="continue training this bundle (warm start), or start from a pretrained "
+                         "bundle made by 'matseg pretrain', instead of ImageNet weights")
     ft.add_argument("--encoder", default=None,
                     help="timm encoder of a new model (default tf_efficientnet_lite0, ImageNet weights)")
     ft.add_argument("--scale", type=_positive_float, default=None,
                     help="resample images by this factor before the network sees them (e.g. 0.5)")
     ft.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     _add_common(ft)
+
+    pt = sub.add_parser("pretrain", help="self-supervised pretraining on unlabeled micrographs",
+                        description="Pretrain the segmentation network on your own unlabeled "
+                                    "micrographs (MatSSL, PSCL or SMS); the result is a starting "
+                                    "model for 'matseg finetune --start' and the widgets. Runs "
+                                    "data-parallel under 'torchrun --nproc-per-node N'.")
+    pt.add_argument("inputs", type=Path, nargs="+", metavar="IMAGE_OR_DIR",
+                    help="unlabeled micrographs, or folders of them")
+    pt.add_argument("--method", choices=["matssl", "pscl", "sms"], required=True,
+                    help="matssl: contrastive with gated multi-stage fusion; pscl: image + patch "
+                         "contrast spreading the labels of one scribbled image (needs --labels); "
+                         "sms: masked reconstruction with selective masking")
+    pt.add_argument("-o", "--output", type=Path, required=True, help="pretrained bundle to write (.matseg)")
+    pt.add_argument("--labels", nargs=2, type=Path, metavar=("IMAGE", "SCRIBBLES"),
+                    help="PSCL only: the annotated image and its scribbles (0 unpainted, 1..K)")
+    pbudget = pt.add_mutually_exclusive_group()
+    pbudget.add_argument("--steps", type=int, help="stop after this many optimiser steps")
+    pbudget.add_argument("--minutes", type=_positive_float,
+                         help="stop after this many minutes (default 10)")
+    pt.add_argument("--batch-size", type=int, default=None,
+                    help="views per step and process (default 16; pairs for matssl, unlabeled crops "
+                         "for pscl)")
+    pt.add_argument("--crop-size", type=int, default=None, help="view side in pixels (default 160)")
+    pt.add_argument("--lr", type=_positive_float, default=None,
+                    help="learning rate (default: the method's: matssl 0.1 SGD, pscl 1e-4 Adam, "
+                         "sms 1e-3 AdamW)")
+    pt.add_argument("--init", default="imagenet", metavar="imagenet|random|MODEL",
+                    help="starting weights: ImageNet (default), random, or a bundle to continue from")
+    pt.add_argument("--encoder", default=None, help="timm encoder name (default tf_efficientnet_lite0)")
+    pt.add_argument("--sms-schedule", choices=["partitioned", "online"], default="partitioned",
+                    help="sms: the authors' partitioned schedule (default) or per-batch selection")
+    pt.add_argument("--scale", type=_positive_float, default=None,
+                    help="resample images by this factor first (default: 0.5 for images >= 900 px)")
+    pt.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    pt.add_argument("--checkpoint", type=Path, default=None,
+                    help="checkpoint file (default: OUTPUT with .ckpt added), written every 2 minutes")
+    pt.add_argument("--resume", action="store_true",
+                    help="continue from the checkpoint of an interrupted run (same budget counts on)")
+    _add_common(pt)
 
     pr = sub.add_parser("predict", help="segment images with a trained model",
                         description="Write a class label image per input image and a CSV of phase "
@@ -127,6 +169,9 @@ def cmd_finetune(args) -> int:
         config.max_seconds = args.minutes * 60
         config.max_steps = max(config.max_steps, int(config.max_seconds * 10))
     start = load_bundle(args.start) if args.start else None
+    pretrained = start if start is not None and start.kind == "pretrained" else None
+    if pretrained:
+        start = None
     model = start.model if start else None
     preprocess = start.preprocess if start else PreprocessConfig()
     if args.scale:
@@ -135,7 +180,7 @@ def cmd_finetune(args) -> int:
     names = args.classes or (start.class_names if start else None)
     tuner = Finetuner(image, labels, num_classes=len(names) if names else None, model=model,
                       config=config, preprocess=preprocess, model_config=model_config,
-                      info_band=args.info_band)
+                      info_band=args.info_band, pretrained=pretrained)
     bar = _progress(config.max_steps, "fine-tuning", "step")
     done = None
     try:
@@ -161,6 +206,63 @@ def cmd_finetune(args) -> int:
     return 0
 
 
+def cmd_pretrain(args) -> int:
+    from .core import list_images, read_image, read_labels
+    from .core.errors import InputError
+    from .core.pretrain import MicrographPool, PretrainConfig, Pretrainer
+    from .core.preprocess import PreprocessConfig
+
+    if args.method == "pscl" and not args.labels:
+        raise InputError("pscl needs --labels IMAGE SCRIBBLES (one image with painted strokes)")
+    config = PretrainConfig(method=args.method, seed=args.seed, device=args.device,
+                            info_band=args.info_band, init=args.init, lr=args.lr)
+    if args.encoder:
+        config.encoder = args.encoder
+    if args.batch_size:
+        config.batch_size = args.batch_size
+    if args.crop_size:
+        config.crop_size = args.crop_size
+    config.sms.schedule = args.sms_schedule
+    if args.steps:
+        config.max_steps, config.max_seconds = args.steps, None
+    else:
+        config.max_seconds = (args.minutes or 10.0) * 60
+    files = list_images(args.inputs)
+    bar = _progress(len(files), "reading", "image")
+    pool = MicrographPool.from_paths(files, PreprocessConfig(scale=args.scale), args.info_band,
+                                     progress=lambda i, n: bar.update(1))
+    bar.close()
+    labelled = (read_image(args.labels[0]), read_labels(args.labels[1])) if args.labels else None
+    checkpoint = args.checkpoint or args.output.with_name(args.output.name + ".ckpt")
+    trainer = Pretrainer(pool, config, labelled, checkpoint=checkpoint, resume=args.resume)
+    main_rank = trainer.dist.is_main
+    timed = config.max_seconds is not None
+    bar = _progress(int(config.max_seconds) if timed else config.max_steps,
+                    f"pretraining ({args.method})", "s" if timed else "step")
+    if not main_rank:
+        bar.disable = True
+    try:
+        for event in trainer.run():
+            if event.kind == "step":
+                bar.update((int(event.elapsed) if timed else event.step) - bar.n)
+                bar.set_postfix(step=event.step, loss=f"{event.loss:.4f}")
+            elif event.kind == "message" and main_rank:
+                bar.write(event.message)
+    except KeyboardInterrupt:
+        trainer.stop()
+        print(f"interrupted: resume with --resume (checkpoint {checkpoint})", file=sys.stderr)
+    finally:
+        bar.close()
+    if main_rank:
+        bundle = trainer.to_bundle()
+        bundle.provenance["command"] = "matseg " + " ".join(args.argv)
+        bundle.save(args.output)
+        print(f"saved {args.output} ({trainer.steps_done} steps, {trainer.elapsed:.0f} s, "
+              f"{len(pool)} images, {trainer.dist.world} process(es))")
+    trainer.close()
+    return 0
+
+
 def _phase_row(name, labels, class_names):
     from .core.metrics import phase_fractions
 
@@ -172,7 +274,7 @@ def cmd_predict(args) -> int:
     from .core import PredictConfig, list_images, load_bundle, predict_image, read_image, write_labels
     from .core.device import pick_device
 
-    bundle = load_bundle(args.model)
+    bundle = load_bundle(args.model, expect="segmentation")
     files = list_images(args.inputs)
     device = pick_device(args.device)
     bundle.model.to(device)
@@ -213,7 +315,7 @@ def cmd_evaluate(args) -> int:
 
     if len(args.images) != len(args.labels):
         raise InputError(f"{len(args.images)} images but {len(args.labels)} label images")
-    bundle = load_bundle(args.model)
+    bundle = load_bundle(args.model, expect="segmentation")
     device = pick_device(args.device)
     bundle.model.to(device)
     k = len(bundle.class_names)
@@ -242,12 +344,14 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-COMMANDS = {"finetune": cmd_finetune, "predict": cmd_predict, "evaluate": cmd_evaluate}
+COMMANDS = {"finetune": cmd_finetune, "predict": cmd_predict, "evaluate": cmd_evaluate,
+            "pretrain": cmd_pretrain}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.version:
         from . import __version__
 

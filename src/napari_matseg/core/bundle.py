@@ -107,11 +107,21 @@ def read_metadata(path: str | Path) -> dict:
     return meta
 
 
-def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> ModelBundle:
-    """Return the :class:`ModelBundle` stored at ``path``; raise :class:`BundleError` if unusable."""
+KIND_HINTS = {"pretrained": "a pretrained starting model (matseg pretrain): fine-tune it on "
+                            "your strokes first",
+              "segmentation": "a trained segmentation model, not a pretrained start"}
+
+
+def load_bundle(path: str | Path, device: str | torch.device = "cpu",
+                expect: str | None = None) -> ModelBundle:
+    """Return the :class:`ModelBundle` stored at ``path``; raise :class:`BundleError` if unusable
+    (or, with ``expect``, if it is not of that kind: ``"segmentation"`` or ``"pretrained"``)."""
     from safetensors.torch import load_file
 
     meta = read_metadata(path)
+    kind = meta.get("kind", "segmentation")
+    if expect is not None and kind != expect:
+        raise BundleError(f"{path}: {KIND_HINTS.get(kind, f'a {kind} bundle')}")
     try:
         config = ModelConfig.from_dict(meta["model"])
         model, _ = build_model(config, encoder_weights=None)

@@ -25,7 +25,7 @@ from .errors import InputError
 from .imageio import to_grey
 from .model import ModelConfig, SegmentationModel, build_model
 from .predict import PredictConfig, predict_tiled
-from .preprocess import PreprocessConfig, prepare_image, resize_to, standardise
+from .preprocess import PreprocessConfig, labels_like, prepare_image, resize_to, standardise
 from .scribbles import IGNORE, ScribbleCropSampler, check_scribbles, class_weights, split_strokes
 
 if typing.TYPE_CHECKING:
@@ -98,6 +98,16 @@ def warmup_cosine(progress: float, warmup: float = 0.05, floor: float = 0.05) ->
     return floor + (1 - floor) * 0.5 * (1 + np.cos(np.pi * t))
 
 
+def start_from_pretrained(bundle: "ModelBundle", num_classes: int) -> SegmentationModel:
+    """Return a copy of a pretrained bundle's network with a fresh head for ``num_classes``."""
+    if bundle.kind != "pretrained":
+        raise InputError("this bundle is a trained segmentation model, not a pretrained start; "
+                         "continue training it instead")
+    model = copy.deepcopy(bundle.model)
+    model.replace_head(num_classes)
+    return model
+
+
 def _set_encoder_bn_eval(model: SegmentationModel) -> None:
     for m in model.encoder.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
@@ -114,7 +124,7 @@ class Finetuner:
     def __init__(self, image: np.ndarray, labels: np.ndarray, num_classes: int | None = None,
                  model: SegmentationModel | None = None, config: FinetuneConfig | None = None,
                  preprocess: PreprocessConfig | None = None, model_config: ModelConfig | None = None,
-                 info_band: int | str | None = "auto"):
+                 info_band: int | str | None = "auto", pretrained: "ModelBundle | None" = None):
         self.config = config or FinetuneConfig()
         self.preprocess = copy.deepcopy(preprocess) if preprocess is not None else PreprocessConfig()
         image = to_grey(image)
@@ -127,9 +137,7 @@ class Finetuner:
         self.prepared = prepare_image(image, self.preprocess, info_band)
         self.preprocess.scale = self.prepared.scale
         rows = self.prepared.content_rows
-        labels = labels[:rows]
-        if self.prepared.scale != 1.0:
-            labels = resize_to(labels, self.prepared.pixels.shape, "nearest")
+        labels = labels_like(self.prepared, labels)
         if len(np.unique(labels[labels > 0])) < 2:
             raise InputError("fewer than two classes are painted above the information band")
         self.labels = labels
@@ -139,6 +147,13 @@ class Finetuner:
                            "labels_sha256": array_digest(np.asarray(labels)),
                            "painted_pixels": int((labels > 0).sum()),
                            "info_band_rows": int(self.prepared.original_shape[0] - rows)}
+        if model is None and pretrained is not None:
+            model = start_from_pretrained(pretrained, self.num_classes)
+            method = pretrained.provenance.get("pretraining_method", "unknown")
+            self.provenance["encoder_weights"] = f"pretrained ({method})"
+            self.provenance["pretraining_method"] = method
+            self.provenance["pretrained"] = {k: pretrained.provenance.get(k) for k in (
+                "images", "images_sha256", "steps", "seconds", "seed", "package_version")}
         if model is None:
             mc = model_config or ModelConfig()
             mc = ModelConfig(**{**mc.to_dict(), "num_classes": self.num_classes,

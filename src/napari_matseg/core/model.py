@@ -75,11 +75,16 @@ class UNetDecoder(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.out_channels = cin
 
-    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
-        x, skips = features[-1], list(reversed(features[:-1]))
+    def forward_stages(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Return every block's output, coarse to fine (strides 16, 8, ... 1 for a stride-32 encoder)."""
+        x, skips, outputs = features[-1], list(reversed(features[:-1])), []
         for i, block in enumerate(self.blocks):
             x = block(x, skips[i] if i < len(skips) else None)
-        return x
+            outputs.append(x)
+        return outputs
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        return self.forward_stages(features)[-1]
 
 
 class SegmentationModel(nn.Module):

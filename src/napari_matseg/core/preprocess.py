@@ -72,6 +72,14 @@ def prepare_image(image: np.ndarray, config: PreprocessConfig,
     return PreparedImage(pixels, grey.shape, rows, scale)
 
 
+def labels_like(prepared: PreparedImage, labels: np.ndarray) -> np.ndarray:
+    """Return ``labels`` (original image size) cut and resampled to match ``prepared.pixels``."""
+    labels = labels[:prepared.content_rows]
+    if labels.shape != prepared.pixels.shape:
+        labels = resize_to(labels, prepared.pixels.shape, "nearest")
+    return labels
+
+
 def resize(array: np.ndarray, scale: float, mode: str = "bilinear") -> np.ndarray:
     """Return a 2-D array resampled by ``scale`` (``nearest`` for labels)."""
     h, w = array.shape

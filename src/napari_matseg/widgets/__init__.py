@@ -19,6 +19,7 @@ def _keep_triton_out_of_a_gl_process() -> None:
 _keep_triton_out_of_a_gl_process()
 
 from .predict_widget import PredictInspectWidget  # noqa: E402
+from .pretrain_widget import PretrainWidget  # noqa: E402
 from .train_widget import AnnotateTrainWidget  # noqa: E402
 
-__all__ = ["AnnotateTrainWidget", "PredictInspectWidget"]
+__all__ = ["AnnotateTrainWidget", "PredictInspectWidget", "PretrainWidget"]

@@ -16,11 +16,14 @@ LOAD_FILE = "Load model file…"
 
 
 class ModelPicker:
-    """Keeps a combo box in step with a :class:`ModelRegistry`; ``accepts`` filters entries."""
+    """Keeps a combo box in step with a :class:`ModelRegistry`; ``accepts`` filters entries and
+    ``expect`` (a bundle kind) the files it loads."""
 
     def __init__(self, registry: ModelRegistry, parent=None,
-                 accepts: Callable[[ModelEntry], bool] = lambda entry: True):
+                 accepts: Callable[[ModelEntry], bool] = lambda entry: True,
+                 expect: str | None = None):
         self.registry = registry
+        self.expect = expect
         self.accepts = accepts
         self.parent = parent
         self.combo = QComboBox(parent)
@@ -55,7 +58,7 @@ class ModelPicker:
     def load(self, path: str) -> ModelEntry | None:
         """Load a bundle, register and select it; notify and return None when it is unusable."""
         try:
-            bundle = load_bundle(path)
+            bundle = load_bundle(path, expect=self.expect)
         except MatsegError as exc:
             show_error(str(exc))
             return None

@@ -29,7 +29,7 @@ class PredictInspectWidget(QWidget):
         self.registry = registry_for(napari_viewer)
         self.worker = None
         self.models = ModelPicker(self.registry, self, accepts=lambda e: e.bundle is not None
-                                  and e.bundle.kind == "segmentation")
+                                  and e.bundle.kind == "segmentation", expect="segmentation")
         self.model_combo = self.models.combo
         self.load_model = self.models.load
         self.images = QListWidget()

@@ -223,8 +223,9 @@ class AnnotateTrainWidget(QWidget):
         def make_tuner():
             model = start.model if start is not None and start.kind == "segmentation" else None
             preprocess = start.preprocess if start is not None else None
+            pretrained = start if start is not None and start.kind == "pretrained" else None
             return Finetuner(image, labels, num_classes=len(classes), model=model, config=config,
-                             preprocess=preprocess, info_band=band)
+                             preprocess=preprocess, info_band=band, pretrained=pretrained)
 
         from .workers import train_job
 

@@ -55,3 +55,25 @@ def predict_job(model, preprocess, items, config, info_band="auto", output_dir=N
             write_labels(os.path.join(output_dir, f"{stem}_labels.{file_format}"), prediction.labels)
             prediction.probabilities = None
         yield name, prediction
+
+
+@thread_worker
+def pretrain_job(make_trainer):
+    """Read the images and build the :class:`Pretrainer` (slow), then run it, yielding events.
+
+    Yields ``("reading", done, total)`` while images load, then the trainer itself (so the GUI
+    can stop it), then its :class:`PretrainEvent` objects.
+    """
+    import torch
+
+    torch.set_num_threads(worker_threads())
+    trainer = None
+    for item in make_trainer():
+        if isinstance(item, tuple):
+            yield item
+        else:
+            trainer = item
+    yield trainer
+    for event in trainer.run():
+        yield event
+    return trainer

@@ -1,0 +1,187 @@
+"""What self-supervised pretraining buys: MatSSL, PSCL and SMS against ImageNet-only and random.
+
+Run from the project root:
+    python benchmarks/pretrain.py --minutes 20                 # pretrain all, then evaluate
+    python benchmarks/pretrain.py --phase evaluate             # evaluate existing encoders
+Phase 1 pretrains each method on the 164 unlabeled MetalDAM micrographs (../shared/data) for the
+given minutes on the threads given, writing benchmarks/results/encoders/<method>.matseg. PSCL's
+one annotated image is fold 0's shot image (micrograph0) with the protocol's simulated strokes;
+micrograph0 is a test image of fold 2, so PSCL is scored without fold 2.
+Phase 2 runs the MetalDAM scribble 1-shot protocol of benchmarks/fewshot.py (default fine-tune
+budget) and the NASA Super3 scribble split from each starting model; it prints a table and writes
+benchmarks/results/pretrain.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+import fewshot  # noqa: E402
+
+from napari_matseg.core import list_images, load_bundle  # noqa: E402
+from napari_matseg.core.finetune import FinetuneConfig  # noqa: E402
+from napari_matseg.core.pretrain import MicrographPool, PretrainConfig, Pretrainer  # noqa: E402
+from napari_matseg.core.simulate import simulate_scribbles  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results"
+ENCODERS = RESULTS / "encoders"
+PSCL_IMAGE = "micrograph0"
+
+
+def pretrain(method: str, minutes: float, seed: int, out: Path) -> dict:
+    files = list_images([fewshot.DATA / "MetalDAM" / "unlabeled"])
+    pool = MicrographPool.from_paths(files)
+    config = PretrainConfig(method=method, max_seconds=minutes * 60, seed=seed)
+    labelled = None
+    if method == "pscl":
+        image, truth = fewshot.metaldam_pair(PSCL_IMAGE)
+        labelled = (image, simulate_scribbles(truth, seed=seed))
+        config.info_band = "auto"
+    trainer = Pretrainer(pool, config, labelled, checkpoint=out.with_name(out.name + ".ckpt"))
+    t, losses = time.perf_counter(), []
+    for event in trainer.run():
+        if event.kind == "step":
+            losses.append(event.loss)
+            if event.step % 25 == 0:
+                print(f"  {method} step {event.step} loss {event.loss:.4f} {event.elapsed:.0f}s "
+                      f"{event.parts}", flush=True)
+        elif event.kind == "message":
+            print(f"  {method}: {event.message}", flush=True)
+    bundle = trainer.to_bundle()
+    bundle.provenance["command"] = (f"python benchmarks/pretrain.py --phase pretrain --methods "
+                                    f"{method} --minutes {minutes} --seed {seed}")
+    bundle.save(out)
+    return {"method": method, "steps": trainer.steps_done, "seconds": time.perf_counter() - t,
+            "images": len(pool), "first_loss": losses[0], "final_loss": trainer.loss_ema}
+
+
+def evaluate(starts: dict, folds: list[int], seeds: list[int], nasa: bool) -> list[dict]:
+    rows = []
+    for name, bundle in starts.items():
+        use_folds = [f for f in folds if not (name == "pscl" and f == 2)]
+        for seed in seeds:
+            config = FinetuneConfig(seed=seed)
+            method = fewshot.UNetMethod(config, pretrained=bundle, name=name)
+            if name == "random":
+                method = RandomInitMethod(config)
+            for r in fewshot.metaldam_folds(use_folds, ["scribble"], [method], seed):
+                rows.append({**r, "seed": seed})
+            if nasa:
+                for r in fewshot.nasa_super3(["scribble"], [method], seed):
+                    rows.append({**r, "seed": seed})
+    return rows
+
+
+class RandomInitMethod(fewshot.UNetMethod):
+    """Fine-tuning from a randomly initialised encoder (no ImageNet, no pretraining)."""
+
+    def __init__(self, config):
+        super().__init__(config, None, "random")
+
+    def fit(self, image, scribbles, num_classes):
+        from napari_matseg.core.finetune import Finetuner
+        from napari_matseg.core.model import ModelConfig, build_model
+
+        t = time.perf_counter()
+        model, _ = build_model(ModelConfig(num_classes=num_classes), encoder_weights=None)
+        tuner = Finetuner(image, scribbles, num_classes=num_classes, model=model,
+                          config=self.config, info_band=0)
+        self.model = tuner.train()
+        self.preprocess = tuner.preprocess
+        self.info = {k: tuner.provenance[k] for k in ("steps", "best_step", "stop_reason")}
+        self.fit_seconds = time.perf_counter() - t
+        return self.fit_seconds
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    table = []
+    names = list(dict.fromkeys(r["method"] for r in rows))
+    imagenet = {(r["split"], r["seed"], r["dataset"]): r["miou"] for r in rows if r["method"] == "imagenet"}
+    for name in names:
+        mine = [r for r in rows if r["method"] == name]
+        md = [r for r in mine if r["dataset"] == "MetalDAM"]
+        per_seed = {}
+        for r in md:
+            per_seed.setdefault(r["seed"], []).append(r["miou"])
+        seed_means = [np.mean(v) for v in per_seed.values()]
+        gains = [r["miou"] - imagenet[(r["split"], r["seed"], r["dataset"])] for r in mine
+                 if (r["split"], r["seed"], r["dataset"]) in imagenet]
+        md_gains = [r["miou"] - imagenet[(r["split"], r["seed"], "MetalDAM")] for r in md
+                    if (r["split"], r["seed"], "MetalDAM") in imagenet]
+        nasa = {s: np.mean([r["miou"] for r in mine if r["dataset"] == "NASA-Super3" and r["split"] == s])
+                for s in ("test", "different_test") if any(r["split"] == s for r in mine)}
+        table.append({"start": name, "metaldam_miou_mean": float(np.mean([r["miou"] for r in md])),
+                      "metaldam_miou_std_over_folds": float(np.std([r["miou"] for r in md])),
+                      "metaldam_seed_means": [float(v) for v in seed_means],
+                      "folds": sorted({r["split"] for r in md}), "seeds": sorted(per_seed),
+                      "gain_over_imagenet_same_folds": float(np.mean(md_gains)) if md_gains else None,
+                      "nasa": {k: float(v) for k, v in nasa.items()},
+                      "gains_all": [float(g) for g in gains]})
+    return table
+
+
+def print_table(table: list[dict]) -> None:
+    print("\n| start | MetalDAM scribble mIoU (mean ± std over folds x seeds) | gain over ImageNet, same folds | NASA Super3 test | NASA different_test |")
+    print("|---|---|---|---|---|")
+    for t in table:
+        gain = "–" if t["gain_over_imagenet_same_folds"] is None else f"{100 * t['gain_over_imagenet_same_folds']:+.1f} pts"
+        print(f"| {t['start']} | {t['metaldam_miou_mean']:.3f} ± {t['metaldam_miou_std_over_folds']:.3f} "
+              f"({len(t['folds'])} folds x {len(t['seeds'])} seeds) | {gain} | "
+              f"{t['nasa'].get('test', float('nan')):.3f} | {t['nasa'].get('different_test', float('nan')):.3f} |")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--phase", choices=["all", "pretrain", "evaluate"], default="all")
+    p.add_argument("--methods", nargs="+", default=["matssl", "pscl", "sms"])
+    p.add_argument("--starts", nargs="+", default=None,
+                   help="starting models to evaluate (default: imagenet, random and --methods)")
+    p.add_argument("--minutes", type=float, default=60.0, help="pretraining budget per method")
+    p.add_argument("--folds", type=int, nargs="+", default=list(range(6)))
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--no-nasa", action="store_true")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", type=Path, default=RESULTS / "pretrain.json")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    report = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    report.setdefault("pretraining", {})
+    if args.phase in ("all", "pretrain"):
+        for method in args.methods:
+            print(f"pretraining {method} for {args.minutes} min", flush=True)
+            info = pretrain(method, args.minutes, 0, ENCODERS / f"{method}.matseg")
+            report["pretraining"][method] = {**info, "minutes": args.minutes, "threads": args.threads}
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(report, indent=1, default=str))
+    if args.phase in ("all", "evaluate"):
+        names = args.starts or ["imagenet", "random", *args.methods]
+        starts = {}
+        for name in names:
+            if name == "imagenet":
+                starts[name] = None
+            elif name == "random":
+                starts[name] = None
+            else:
+                starts[name] = load_bundle(ENCODERS / f"{name}.matseg", expect="pretrained")
+        rows = evaluate(starts, args.folds, args.seeds, not args.no_nasa)
+        previous = [r for r in report.get("runs", []) if r["method"] not in starts]
+        rows = previous + rows
+        table = summarise(rows)
+        print_table(table)
+        report.update({"summary": table, "runs": rows, "machine": platform.platform(),
+                       "threads": args.threads})
+        args.out.write_text(json.dumps(report, indent=1, default=str))
+        print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,213 @@
+"""PSCL: image-level contrast plus patch-level contrast that spreads one image's labels.
+
+In every batch, crops of the annotated image (the one with scribbles) and of unlabeled
+micrographs each come as two views related by a flip and a quarter turn. At three decoder scales
+(strides 16, 8, 4 by default) the purest painted cells of each class are taken from the annotated
+crops (4, 8, 16 per class, coarse to fine); in every unlabeled crop each of them greedily claims
+its most similar cell, without reuse, which then carries its class. Cells of one class attract
+each other and their counterparts in the other view; the only negatives are cells of other
+classes. Loss: 0.3 x image-level NT-Xent + 0.7 x the mean of the dense losses, temperature 0.5.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import InputError
+from ..imageio import to_grey
+from ..preprocess import labels_like, prepare_image, standardise
+from ..scribbles import check_scribbles
+from .losses import class_contrast, nt_xent
+from .method import PretrainMethod
+from .pool import MicrographPool, flip_rot90
+from .views import GreyJitterConfig, grey_jitter
+
+
+@dataclass
+class PSCLConfig:
+    temperature: float = 0.5
+    image_weight: float = 0.3
+    strides: tuple[int, ...] = (16, 8, 4)
+    cells_per_class: tuple[int, ...] = (4, 8, 16)
+    labelled_crops: int = 2
+    embedding_dim: int = 64
+    jitter: GreyJitterConfig = field(default_factory=lambda: GreyJitterConfig(blur_probability=0.2))
+
+
+def cell_classes(labels: torch.Tensor, stride: int, num_classes: int
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Return per-cell (class 1..K, purity, painted pixel count) of N x H x W scribbles
+    pooled into ``stride`` x ``stride`` cells; purity counts painted pixels only (class 0: none)."""
+    onehot = F.one_hot(labels.long(), num_classes + 1).permute(0, 3, 1, 2).float()[:, 1:]
+    counts = F.avg_pool2d(onehot, stride) * stride * stride
+    painted = counts.sum(dim=1)
+    top, cls = counts.max(dim=1)
+    purity = torch.where(painted > 0, top / painted.clamp(min=1), torch.zeros_like(top))
+    return torch.where(painted > 0, cls + 1, torch.zeros_like(cls)), purity, painted
+
+
+def purest_cells(classes: torch.Tensor, purity: torch.Tensor, painted: torch.Tensor,
+                 per_class: int) -> list[tuple[int, int, int]]:
+    """Return (crop, flat cell index, class) of the ``per_class`` purest cells of each class
+    (ties broken by painted pixel count)."""
+    n, h, w = classes.shape
+    score = purity + 1e-6 * painted
+    chosen = []
+    for c in classes.unique().tolist():
+        if c == 0:
+            continue
+        idx = torch.nonzero((classes == c).flatten()).flatten()
+        order = score.flatten()[idx].argsort(descending=True)[:per_class]
+        for flat in idx[order].tolist():
+            chosen.append((flat // (h * w), flat % (h * w), int(c)))
+    return chosen
+
+
+def greedy_match(similarity: torch.Tensor) -> torch.Tensor:
+    """Return, for each row (anchor), the column (cell) it claims: repeatedly the most similar
+    free pair, so no cell is claimed twice (needs at least as many columns as rows)."""
+    sim = similarity.detach().clone().float()
+    rows, cols = sim.shape
+    if cols < rows:
+        raise ValueError(f"{rows} anchors cannot claim distinct cells among {cols}")
+    match = torch.empty(rows, dtype=torch.long)
+    for _ in range(rows):
+        flat = int(sim.argmax())
+        r, c = divmod(flat, cols)
+        match[r] = c
+        sim[r, :] = -float("inf")
+        sim[:, c] = -float("inf")
+    return match
+
+
+def view_correspondence(h: int, w: int, k: int, flip: bool) -> torch.Tensor:
+    """Return, for each flat cell of an h x w view, its flat index in the flipped/turned view."""
+    grid = torch.arange(h * w).view(1, h, w)
+    turned = flip_rot90(grid, k, flip).flatten()
+    inverse = torch.empty_like(turned)
+    inverse[turned] = torch.arange(turned.numel())
+    return inverse
+
+
+class PSCL(PretrainMethod):
+    name = "pscl"
+    trains_decoder = True
+    default_lr = 1e-4
+    default_weight_decay = 0.0
+
+    def __init__(self, model, pool: MicrographPool, config, rng, labelled=None):
+        super().__init__(model, pool, config, rng)
+        if labelled is None:
+            raise InputError("PSCL needs one image with scribbles (--labels) besides the unlabeled ones")
+        self.options: PSCLConfig = config.pscl
+        if len(self.options.strides) != len(self.options.cells_per_class):
+            raise InputError("PSCL needs one cells-per-class count per stride")
+        image, labels = labelled
+        image = to_grey(image)
+        labels = check_scribbles(image, labels)
+        prepared = prepare_image(image, pool.preprocess, config.info_band)
+        self.labels = torch.from_numpy(labels_like(prepared, labels).astype(np.int64))
+        self.num_classes = int(self.labels.max())
+        if len(self.labels.unique()) < 3:
+            raise InputError("PSCL needs at least two painted classes in the annotated image")
+        self.annotated = MicrographPool.of_prepared([prepared.pixels], pool.preprocess)
+        self.painted = torch.nonzero(self.labels > 0)
+        enc_channels = model.encoder.feature_info.channels()
+        self.image_head = nn.Sequential(nn.Linear(enc_channels[-1], enc_channels[-1]),
+                                        nn.ReLU(inplace=True),
+                                        nn.Linear(enc_channels[-1], 128))
+        top = model.stride
+        stage_strides = [top // 2 ** (i + 1) for i in range(len(model.decoder.blocks))]
+        self.stages = []
+        for s in self.options.strides:
+            if s not in stage_strides:
+                raise InputError(f"no decoder stage at stride {s} (have {stage_strides})")
+            self.stages.append(stage_strides.index(s))
+        channels = [model.decoder.blocks[i].convs[-1][0].out_channels for i in self.stages]
+        dim = self.options.embedding_dim
+        self.dense_heads = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(c, c, 1), nn.ReLU(inplace=True), nn.Conv2d(c, dim, 1))
+            for c in channels)
+
+    def make_optimizer(self, params, lr, weight_decay):
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+
+    def _labelled_window(self, size: int) -> tuple[int, int]:
+        r, c = self.painted[int(self.rng.integers(len(self.painted)))].tolist()
+        h, w = self.labels.shape
+        top = int(np.clip(r - size // 2 + self.rng.integers(-size // 4, size // 4 + 1), 0, max(0, h - size)))
+        left = int(np.clip(c - size // 2 + self.rng.integers(-size // 4, size // 4 + 1), 0, max(0, w - size)))
+        return top, left
+
+    def _label_crop(self, top: int, left: int, size: int) -> torch.Tensor:
+        crop = torch.zeros(size, size, dtype=torch.long)
+        part = self.labels[top:top + size, left:left + size]
+        crop[:part.shape[0], :part.shape[1]] = part
+        return crop
+
+    def sample(self):
+        """Return (views 0..1 in the order A, B, U1, U2; label crops of A; turns of B and U2)."""
+        size, opts = self.config.crop_size, self.options
+        first, second, labels, turns = [], [], [], []
+        for _ in range(opts.labelled_crops):
+            top, left = self._labelled_window(size)
+            crop = self.annotated.crop(0, top, left, size)
+            k, flip = int(self.rng.integers(4)), bool(self.rng.random() < 0.5)
+            first.append(crop)
+            second.append(flip_rot90(crop, k, flip))
+            labels.append(self._label_crop(top, left, size))
+            turns.append((k, flip))
+        for _ in range(self.config.batch_size):
+            crop = self.pool.crop(*self.pool.random_window(size, self.rng), size)
+            k, flip = int(self.rng.integers(4)), bool(self.rng.random() < 0.5)
+            first.append(crop)
+            second.append(flip_rot90(crop, k, flip))
+            turns.append((k, flip))
+        views = torch.cat([torch.cat(first), torch.cat(second)])
+        views = grey_jitter(views, self.rng, opts.jitter)
+        return views, torch.stack(labels), turns
+
+    def forward(self, batch):
+        views, labels, turns = batch
+        opts = self.options
+        n_lab, n_all = labels.shape[0], len(turns)
+        features = self.model.encoder(standardise(views).to(self.device))
+        stages = self.model.decoder.forward_stages(features)
+        pooled = self.image_head(features[-1].mean(dim=(2, 3)))
+        image_loss = nt_xent(pooled[:n_all], pooled[n_all:], opts.temperature)
+        dense_losses, logs = [], {"image": float(image_loss.detach())}
+        for head, stage, stride, k in zip(self.dense_heads, self.stages, opts.strides,
+                                          opts.cells_per_class):
+            emb = head(stages[stage])
+            d, h, w = emb.shape[1:]
+            flat = emb.flatten(2).transpose(1, 2)  # views x cells x d
+            first, second = flat[:n_all], flat[n_all:]
+            classes, purity, painted = cell_classes(labels, stride, self.num_classes)
+            anchors = purest_cells(classes, purity, painted, k)
+            if not anchors:
+                continue
+            a_crop = torch.tensor([a[0] for a in anchors])
+            a_cell = torch.tensor([a[1] for a in anchors])
+            a_cls = torch.tensor([a[2] for a in anchors], device=emb.device)
+            corr = [view_correspondence(h, w, *t) for t in turns]
+            b_cell = torch.stack([corr[c][i] for c, i in zip(a_crop.tolist(), a_cell.tolist())])
+            za = first[a_crop, a_cell]
+            zb = second[a_crop, b_cell]
+            picked, picked_cls = [za, zb], [a_cls, a_cls]
+            anchors_n = F.normalize(za.detach(), dim=1)
+            for u in range(n_lab, n_all):
+                if h * w < len(anchors):
+                    break
+                match = greedy_match(anchors_n @ F.normalize(first[u].detach(), dim=1).t())
+                picked += [first[u, match.to(emb.device)], second[u, corr[u][match].to(emb.device)]]
+                picked_cls += [a_cls, a_cls]
+            loss = class_contrast(torch.cat(picked), torch.cat(picked_cls), opts.temperature)
+            dense_losses.append(loss)
+            logs[f"dense{stride}"] = float(loss.detach())
+        dense = torch.stack(dense_losses).mean() if dense_losses else image_loss * 0
+        return opts.image_weight * image_loss + (1 - opts.image_weight) * dense, logs
