@@ -191,11 +191,12 @@ class PSCL(PretrainMethod):
             anchors = purest_cells(classes, purity, painted, k)
             if not anchors:
                 continue
-            a_crop = torch.tensor([a[0] for a in anchors])
-            a_cell = torch.tensor([a[1] for a in anchors])
-            a_cls = torch.tensor([a[2] for a in anchors], device=emb.device)
-            corr = [view_correspondence(h, w, *t) for t in turns]
-            b_cell = torch.stack([corr[c][i] for c, i in zip(a_crop.tolist(), a_cell.tolist())])
+            dev = emb.device
+            a_crop = torch.tensor([a[0] for a in anchors], device=dev)
+            a_cell = torch.tensor([a[1] for a in anchors], device=dev)
+            a_cls = torch.tensor([a[2] for a in anchors], device=dev)
+            corr = [view_correspondence(h, w, *t).to(dev) for t in turns]
+            b_cell = torch.stack([corr[a[0]][a[1]] for a in anchors])
             za = first[a_crop, a_cell]
             zb = second[a_crop, b_cell]
             picked, picked_cls = [za, zb], [a_cls, a_cls]
@@ -203,8 +204,8 @@ class PSCL(PretrainMethod):
             for u in range(n_lab, n_all):
                 if h * w < len(anchors):
                     break
-                match = greedy_match(anchors_n @ F.normalize(first[u].detach(), dim=1).t())
-                picked += [first[u, match.to(emb.device)], second[u, corr[u][match].to(emb.device)]]
+                match = greedy_match(anchors_n @ F.normalize(first[u].detach(), dim=1).t()).to(dev)
+                picked += [first[u, match], second[u, corr[u][match]]]
                 picked_cls += [a_cls, a_cls]
             loss = class_contrast(torch.cat(picked), torch.cat(picked_cls), opts.temperature)
             dense_losses.append(loss)
