@@ -64,20 +64,21 @@ def pretrain(method: str, minutes: float, seed: int, out: Path) -> dict:
             "images": len(pool), "first_loss": losses[0], "final_loss": trainer.loss_ema}
 
 
-def evaluate(starts: dict, folds: list[int], seeds: list[int], nasa: bool) -> list[dict]:
+def evaluate(name: str, bundle, folds: list[int], seeds: list[int], nasa: bool) -> list[dict]:
+    """Return the protocol's result rows for fine-tuning from one starting model."""
     rows = []
-    for name, bundle in starts.items():
-        use_folds = [f for f in folds if not (name == "pscl" and f == 2)]
-        for seed in seeds:
-            config = FinetuneConfig(seed=seed)
+    use_folds = [f for f in folds if not (name == "pscl" and f == 2)]
+    for seed in seeds:
+        config = FinetuneConfig(seed=seed)
+        if name == "random":
+            method = RandomInitMethod(config)
+        else:
             method = fewshot.UNetMethod(config, pretrained=bundle, name=name)
-            if name == "random":
-                method = RandomInitMethod(config)
-            for r in fewshot.metaldam_folds(use_folds, ["scribble"], [method], seed):
+        for r in fewshot.metaldam_folds(use_folds, ["scribble"], [method], seed):
+            rows.append({**r, "seed": seed})
+        if nasa:
+            for r in fewshot.nasa_super3(["scribble"], [method], seed):
                 rows.append({**r, "seed": seed})
-            if nasa:
-                for r in fewshot.nasa_super3(["scribble"], [method], seed):
-                    rows.append({**r, "seed": seed})
     return rows
 
 
@@ -164,22 +165,18 @@ def main(argv=None):
             args.out.write_text(json.dumps(report, indent=1, default=str))
     if args.phase in ("all", "evaluate"):
         names = args.starts or ["imagenet", "random", *args.methods]
-        starts = {}
         for name in names:
-            if name == "imagenet":
-                starts[name] = None
-            elif name == "random":
-                starts[name] = None
-            else:
-                starts[name] = load_bundle(ENCODERS / f"{name}.matseg", expect="pretrained")
-        rows = evaluate(starts, args.folds, args.seeds, not args.no_nasa)
-        previous = [r for r in report.get("runs", []) if r["method"] not in starts]
-        rows = previous + rows
-        table = summarise(rows)
-        print_table(table)
-        report.update({"summary": table, "runs": rows, "machine": platform.platform(),
-                       "threads": args.threads})
-        args.out.write_text(json.dumps(report, indent=1, default=str))
+            bundle = None
+            if name not in ("imagenet", "random"):
+                bundle = load_bundle(ENCODERS / f"{name}.matseg", expect="pretrained")
+            print(f"fine-tuning from {name}", flush=True)
+            rows = evaluate(name, bundle, args.folds, args.seeds, not args.no_nasa)
+            rows = [r for r in report.get("runs", []) if r["method"] != name] + rows
+            table = summarise(rows)
+            report.update({"summary": table, "runs": rows, "machine": platform.platform(),
+                           "threads": args.threads})
+            args.out.write_text(json.dumps(report, indent=1, default=str))
+        print_table(report["summary"])
         print(f"\nwrote {args.out}")
 
 

@@ -1,6 +1,7 @@
 """Screenshots of the docked widgets on a real micrograph, for the README and docs.
 
     xvfb-run -a -s "-screen 0 1600x1000x24" python benchmarks/screenshots.py [--seconds 40]
+    xvfb-run -a -s "-screen 0 1600x1000x24" python benchmarks/screenshots.py --pretrain 60
 """
 
 from __future__ import annotations
@@ -20,7 +21,11 @@ def main(argv=None):
     p.add_argument("--image", default="micrograph7")
     p.add_argument("--seconds", type=int, default=100)
     p.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "docs" / "screenshots")
+    p.add_argument("--pretrain", type=int, metavar="SECONDS",
+                   help="instead: the Pretrain widget running SMS on the unlabeled MetalDAM folder")
     args = p.parse_args(argv)
+    if args.pretrain:
+        return pretrain_shot(args)
 
     import napari
     from qtpy.QtWidgets import QApplication
@@ -71,6 +76,42 @@ def main(argv=None):
         time.sleep(0.02)
     viewer.screenshot(str(args.out / "widgets.png"), canvas_only=False)
     print("wrote", args.out / "widgets.png", args.out / "training.png")
+    viewer.close()
+
+
+def _pump(app, seconds):
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def pretrain_shot(args):
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    from fewshot import DATA
+    from napari_matseg.core.imageio import read_image
+
+    folder = DATA / "MetalDAM" / "unlabeled"
+    viewer = napari.Viewer(show=True)
+    viewer.window.resize(1600, 1000)
+    viewer.add_image(read_image(folder / "micrograph0.png"), name="micrograph0 (unlabeled)")
+    _, pretrain = viewer.window.add_plugin_dock_widget("napari-matseg", "Pretrain")
+    _, train = viewer.window.add_plugin_dock_widget("napari-matseg", "Annotate & Train")
+    pretrain.folder.setText(str(folder))
+    pretrain.method_combo.setCurrentText("SMS")
+    pretrain.budget.setValue(max(1, round(args.pretrain / 60)))
+    app = QApplication.instance()
+    args.out.mkdir(parents=True, exist_ok=True)
+    pretrain.start()
+    _pump(app, args.pretrain * 0.7)
+    viewer.screenshot(str(args.out / "pretrain.png"), canvas_only=False)
+    pretrain.stop()
+    while pretrain.worker is not None:
+        app.processEvents()
+        time.sleep(0.01)
+    print("wrote", args.out / "pretrain.png")
     viewer.close()
 
 

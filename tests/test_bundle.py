@@ -86,3 +86,12 @@ def test_failed_write_leaves_the_old_file_whole(tmp_path, bundle, monkeypatch):
 def test_class_names_must_match_the_model(bundle):
     with pytest.raises(BundleError, match="3 classes"):
         ModelBundle(bundle.model, ["only one"])
+
+
+def test_saved_bundles_are_readable_like_any_new_file(tmp_path, bundle):
+    old = os.umask(0o022)
+    try:
+        path = bundle.save(tmp_path / "shared.matseg")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644

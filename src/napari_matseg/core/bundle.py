@@ -7,13 +7,12 @@ so a crash never leaves half a model behind.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from .atomic import atomic_write
 from .errors import BundleError
 from .model import ModelConfig, SegmentationModel, build_model
 from .preprocess import PreprocessConfig
@@ -67,18 +66,9 @@ class ModelBundle:
         """Write the bundle atomically to ``path`` and return it."""
         from safetensors.torch import save_file
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            save_file(state, tmp, metadata={"matseg": json.dumps(self.metadata())})
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        metadata = {"matseg": json.dumps(self.metadata())}
+        return atomic_write(path, lambda tmp: save_file(state, tmp, metadata=metadata))
 
 
 def read_metadata(path: str | Path) -> dict:

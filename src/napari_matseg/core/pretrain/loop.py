@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -21,6 +19,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from ..atomic import atomic_write
 from ..device import seed_everything
 from ..encoders import DEFAULT_ENCODER
 from ..errors import InputError
@@ -97,18 +96,6 @@ def pool_digest(pool: MicrographPool) -> str:
     return h.hexdigest()[:16]
 
 
-def _save_atomic(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class Pretrainer:
     """Pretrains a segmentation model's encoder (and decoder, for PSCL and SMS) without labels.
 
@@ -172,11 +159,12 @@ class Pretrainer:
         self.method.load_extra_state(json.loads(state["extra"]))
 
     def _save_checkpoint(self, optimizer) -> None:
-        _save_atomic({"net": self.method.state_dict(), "optimizer": optimizer.state_dict(),
-                      "step": self.steps_done, "elapsed": self.elapsed,
-                      "loss_ema": -1.0 if self.loss_ema is None else self.loss_ema,
-                      "config": json.dumps(self.config.to_dict()),
-                      "extra": json.dumps(self.method.extra_state())}, self.checkpoint)
+        state = {"net": self.method.state_dict(), "optimizer": optimizer.state_dict(),
+                 "step": self.steps_done, "elapsed": self.elapsed,
+                 "loss_ema": -1.0 if self.loss_ema is None else self.loss_ema,
+                 "config": json.dumps(self.config.to_dict()),
+                 "extra": json.dumps(self.method.extra_state())}
+        atomic_write(self.checkpoint, lambda tmp: torch.save(state, tmp))
 
     def run(self) -> Iterator[PretrainEvent]:
         """Train, yielding events; ends with one ``"done"`` event."""
