@@ -171,7 +171,9 @@ def main(argv=None):
                 bundle = load_bundle(ENCODERS / f"{name}.matseg", expect="pretrained")
             print(f"fine-tuning from {name}", flush=True)
             rows = evaluate(name, bundle, args.folds, args.seeds, not args.no_nasa)
-            rows = [r for r in report.get("runs", []) if r["method"] != name] + rows
+            fresh = {(r["method"], r["dataset"], r["split"], r["seed"]) for r in rows}
+            rows = [r for r in report.get("runs", [])
+                    if (r["method"], r["dataset"], r["split"], r.get("seed")) not in fresh] + rows
             table = summarise(rows)
             report.update({"summary": table, "runs": rows, "machine": platform.platform(),
                            "threads": args.threads})
