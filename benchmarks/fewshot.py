@@ -20,6 +20,7 @@ import torch
 from napari_matseg.core.finetune import FinetuneConfig, Finetuner
 from napari_matseg.core.imageio import read_image, read_labels
 from napari_matseg.core.metrics import confusion_matrix, score
+from napari_matseg.core.model import ModelConfig, build_model
 from napari_matseg.core.predict import PredictConfig, predict_image
 from napari_matseg.core.simulate import simulate_scribbles
 
@@ -43,15 +44,21 @@ def nasa_pair(name: str) -> tuple[np.ndarray, np.ndarray]:
 class UNetMethod:
     """napari-matseg's fine-tuning, from ImageNet weights or from a pretrained bundle."""
 
-    def __init__(self, config: FinetuneConfig, pretrained=None, name: str = "matseg"):
+    def __init__(self, config: FinetuneConfig, pretrained=None, name: str = "matseg",
+                 encoder_weights: str | None = "imagenet"):
         self.config = config
         self.pretrained = pretrained
         self.name = name
+        self.encoder_weights = encoder_weights
 
     def fit(self, image, scribbles, num_classes):
         t = time.perf_counter()
-        tuner = Finetuner(image, scribbles, num_classes=num_classes, config=self.config, info_band=0,
-                          pretrained=self.pretrained)
+        model = None
+        if self.pretrained is None and self.encoder_weights != "imagenet":
+            model, _ = build_model(ModelConfig(num_classes=num_classes),
+                                   encoder_weights=self.encoder_weights)
+        tuner = Finetuner(image, scribbles, num_classes=num_classes, model=model, config=self.config,
+                          info_band=0, pretrained=self.pretrained)
         self.model = tuner.train()
         self.preprocess = tuner.preprocess
         self.info = {k: tuner.provenance[k] for k in ("steps", "best_step", "stop_reason")}

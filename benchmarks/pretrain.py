@@ -71,7 +71,7 @@ def evaluate(name: str, bundle, folds: list[int], seeds: list[int], nasa: bool) 
     for seed in seeds:
         config = FinetuneConfig(seed=seed)
         if name == "random":
-            method = RandomInitMethod(config)
+            method = fewshot.UNetMethod(config, name=name, encoder_weights=None)
         else:
             method = fewshot.UNetMethod(config, pretrained=bundle, name=name)
         for r in fewshot.metaldam_folds(use_folds, ["scribble"], [method], seed):
@@ -80,27 +80,6 @@ def evaluate(name: str, bundle, folds: list[int], seeds: list[int], nasa: bool) 
             for r in fewshot.nasa_super3(["scribble"], [method], seed):
                 rows.append({**r, "seed": seed})
     return rows
-
-
-class RandomInitMethod(fewshot.UNetMethod):
-    """Fine-tuning from a randomly initialised encoder (no ImageNet, no pretraining)."""
-
-    def __init__(self, config):
-        super().__init__(config, None, "random")
-
-    def fit(self, image, scribbles, num_classes):
-        from napari_matseg.core.finetune import Finetuner
-        from napari_matseg.core.model import ModelConfig, build_model
-
-        t = time.perf_counter()
-        model, _ = build_model(ModelConfig(num_classes=num_classes), encoder_weights=None)
-        tuner = Finetuner(image, scribbles, num_classes=num_classes, model=model,
-                          config=self.config, info_band=0)
-        self.model = tuner.train()
-        self.preprocess = tuner.preprocess
-        self.info = {k: tuner.provenance[k] for k in ("steps", "best_step", "stop_reason")}
-        self.fit_seconds = time.perf_counter() - t
-        return self.fit_seconds
 
 
 def summarise(rows: list[dict]) -> list[dict]:
