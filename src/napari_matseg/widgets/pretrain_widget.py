@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from napari.utils.notifications import show_error, show_info, show_warning
+from napari.utils.notifications import show_error
 from qtpy.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                            QLineEdit, QListWidget, QProgressBar, QPushButton, QRadioButton,
+                            QLineEdit, QListWidget, QPushButton, QRadioButton,
                             QSpinBox, QVBoxLayout, QWidget)
 
 from ..core.errors import InputError, MatsegError
 from ..core.pretrain import PretrainConfig, Pretrainer
 from .layers import IMAGE_KEY, micrograph_layers, scribble_layers
-from .loss_plot import LossPlot
+from .job_controls import JobControls
 from .session import ModelEntry, registry_for
 
 METHOD_NOTES = {
@@ -34,8 +34,6 @@ class PretrainWidget(QWidget):
 
         self.viewer = napari_viewer
         self.registry = registry_for(napari_viewer)
-        self.worker = None
-        self.trainer: Pretrainer | None = None
         self.result: ModelEntry | None = None
         self._method = "matssl"
 
@@ -57,15 +55,11 @@ class PretrainWidget(QWidget):
         self.budget.setRange(1, 24 * 60)
         self.budget.setValue(10)
         self.budget.setSuffix(" min")
-        self.start_button = QPushButton("Pretrain")
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setEnabled(False)
-        self.save_button = QPushButton("Save…")
-        self.save_button.setEnabled(False)
-        self.progress = QProgressBar()
-        self.status = QLabel("choose unlabeled micrographs of your material, then Pretrain")
-        self.status.setWordWrap(True)
-        self.plot = LossPlot()
+        self.job = JobControls(self, "Pretrain", "Pretraining",
+                               "choose unlabeled micrographs of your material, then Pretrain")
+        self.start_button, self.stop_button = self.job.start_button, self.job.stop_button
+        self.save_button, self.progress = self.job.save_button, self.job.progress
+        self.status, self.plot = self.job.status, self.job.plot
 
         source = QGroupBox("Unlabeled micrographs")
         sform = QFormLayout(source)
@@ -84,10 +78,7 @@ class PretrainWidget(QWidget):
         mform.addRow(self.method_note)
         mform.addRow("scribbles (PSCL)", self.annotated_combo)
         mform.addRow("time budget", self.budget)
-        buttons = QHBoxLayout()
-        for b in (self.start_button, self.stop_button, self.save_button):
-            buttons.addWidget(b)
-        mform.addRow(buttons)
+        mform.addRow(self.job.button_row())
         mform.addRow(self.progress)
         mform.addRow(self.status)
         mform.addRow(self.plot)
@@ -99,7 +90,6 @@ class PretrainWidget(QWidget):
         self.browse.clicked.connect(self._browse)
         self.method_combo.currentTextChanged.connect(self._method_changed)
         self.start_button.clicked.connect(self.start)
-        self.stop_button.clicked.connect(self.stop)
         self.save_button.clicked.connect(lambda: self.save())
         events = self.viewer.layers.events
         for ev in (events.inserted, events.removed):
@@ -107,6 +97,14 @@ class PretrainWidget(QWidget):
         self.destroyed.connect(lambda *_: self.stop())
         self._refresh_layers()
         self._method_changed(self.method_combo.currentText())
+
+    @property
+    def worker(self):
+        return self.job.worker
+
+    @property
+    def trainer(self) -> Pretrainer | None:
+        return self.job.controller
 
     def _refresh_layers(self, *_):
         chosen = {i.text() for i in self.layer_list.selectedItems()}
@@ -161,7 +159,7 @@ class PretrainWidget(QWidget):
 
     def start(self):
         """Start pretraining in a worker thread; returns it (None when the inputs are unusable)."""
-        if self.worker is not None:
+        if self.job.running:
             return None
         try:
             sources = self._sources()
@@ -188,59 +186,27 @@ class PretrainWidget(QWidget):
 
         from .workers import pretrain_job
 
-        self.plot.clear()
-        self.progress.setRange(0, 0)
-        self.status.setText("reading the micrographs…")
-        self.worker = pretrain_job(make_trainer)
-        self.worker.yielded.connect(self._on_event)
-        self.worker.errored.connect(self._on_error)
-        self.worker.finished.connect(self._on_finished)
-        self.start_button.setEnabled(False)
-        self.stop_button.setEnabled(True)
-        self.worker.start()
-        return self.worker
+        return self.job.launch(pretrain_job(make_trainer), self._on_event, self._show_finished,
+                               "reading the micrographs…")
 
     def stop(self) -> None:
-        if self.trainer is not None:
-            self.trainer.stop()
-        elif self.worker is not None:
-            self.worker.quit()
+        self.job.stop()
 
     def _on_event(self, event) -> None:
         if isinstance(event, tuple):
             self.status.setText(f"reading micrograph {event[1]} of {event[2]}")
             return
         if isinstance(event, Pretrainer):
-            self.trainer = event
             self.progress.setRange(0, 1000)
             self.status.setText("starting…")
             return
         self.progress.setValue(int(1000 * event.progress))
         if event.kind == "step":
-            self.status.setText(f"step {event.step} · {event.elapsed:.0f} s · loss {event.loss:.3f}")
-            if event.step % 5 == 0:
-                self.plot.add(event.step, event.loss)
+            self.job.show_step(event)
         elif event.kind == "message":
             self.status.setText(event.message)
 
-    def _on_error(self, exc: Exception) -> None:
-        if isinstance(exc, MatsegError):
-            show_error(str(exc))
-        else:
-            show_error(f"Pretraining failed: {type(exc).__name__}: {exc}")
-
-    def _on_finished(self) -> None:
-        trainer, self.worker, self.trainer = self.trainer, None, None
-        try:
-            self._show_finished(trainer)
-        except RuntimeError:  # the widget was deleted while the worker ended
-            pass
-
     def _show_finished(self, trainer) -> None:
-        self.start_button.setEnabled(True)
-        self.stop_button.setEnabled(False)
-        self.progress.setRange(0, 1)
-        self.progress.setValue(1)
         if trainer is None or trainer.steps_done == 0:
             self.status.setText("nothing was pretrained")
             return
@@ -253,15 +219,4 @@ class PretrainWidget(QWidget):
 
     def save(self, path: str | None = None):
         """Write the pretrained model as a bundle (asks for a file when ``path`` is None)."""
-        if self.result is None:
-            show_warning("Pretrain first.")
-            return None
-        if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Save pretrained model", "pretrained.matseg",
-                                                  "napari-matseg models (*.matseg)")
-            if not path:
-                return None
-        saved = self.result.bundle.save(path)
-        self.result.path = str(saved)
-        show_info(f"Pretrained model saved to {saved}")
-        return saved
+        return self.job.save(self.result, path, "Save pretrained model", "pretrained.matseg")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
-                            QLabel, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from qtpy.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QLabel, QPushButton,
+                            QSpinBox, QVBoxLayout, QWidget)
 
 from ..core.errors import MatsegError
 from ..core.finetune import FinetuneConfig, Finetuner
@@ -15,7 +15,7 @@ from ..core.imageio import to_grey
 from .class_table import ClassTableWidget
 from .layers import (apply_classes, class_table, default_classes, micrograph_layers,
                      new_scribble_layer, scribble_layers, show_info_band, show_result_layer)
-from .loss_plot import LossPlot
+from .job_controls import JobControls
 from .model_picker import ModelPicker
 from .session import ModelEntry, registry_for
 
@@ -28,8 +28,6 @@ class AnnotateTrainWidget(QWidget):
 
         self.viewer = napari_viewer
         self.registry = registry_for(napari_viewer)
-        self.worker = None
-        self.tuner: Finetuner | None = None
         self.model_entry: ModelEntry | None = None
         self._training_image = self._training_scribbles = None
         self._classes_for_run: list[dict] = []
@@ -48,15 +46,11 @@ class AnnotateTrainWidget(QWidget):
         self.budget.setRange(5, 3600)
         self.budget.setValue(int(FinetuneConfig().max_seconds))
         self.budget.setSuffix(" s")
-        self.train_button = QPushButton("Train")
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setEnabled(False)
-        self.save_button = QPushButton("Save model…")
-        self.save_button.setEnabled(False)
-        self.progress = QProgressBar()
-        self.status = QLabel("paint strokes of each class, then press Train")
-        self.status.setWordWrap(True)
-        self.plot = LossPlot()
+        self.job = JobControls(self, "Train", "Training",
+                               "paint strokes of each class, then press Train")
+        self.train_button, self.stop_button = self.job.start_button, self.job.stop_button
+        self.save_button, self.progress = self.job.save_button, self.job.progress
+        self.status, self.plot = self.job.status, self.job.plot
 
         data = QGroupBox("Image and strokes")
         form = QFormLayout(data)
@@ -70,10 +64,7 @@ class AnnotateTrainWidget(QWidget):
         tform = QFormLayout(train)
         tform.addRow("start from", self.model_combo)
         tform.addRow("time budget", self.budget)
-        buttons = QHBoxLayout()
-        for b in (self.train_button, self.stop_button, self.save_button):
-            buttons.addWidget(b)
-        tform.addRow(buttons)
+        tform.addRow(self.job.button_row())
         tform.addRow(self.progress)
         tform.addRow(self.status)
         tform.addRow(self.plot)
@@ -84,7 +75,6 @@ class AnnotateTrainWidget(QWidget):
 
         self.new_layer_button.clicked.connect(self.new_scribble_layer)
         self.train_button.clicked.connect(self.start_training)
-        self.stop_button.clicked.connect(self.stop_training)
         self.save_button.clicked.connect(lambda: self.save_model())
         self.image_combo.currentTextChanged.connect(self._image_changed)
         self.scribble_combo.currentTextChanged.connect(self._scribbles_changed)
@@ -96,6 +86,14 @@ class AnnotateTrainWidget(QWidget):
         events.removed.connect(self._layer_removed)
         self.destroyed.connect(lambda *_: self.stop_training())
         self._refresh_layers()
+
+    @property
+    def worker(self):
+        return self.job.worker
+
+    @property
+    def tuner(self) -> Finetuner | None:
+        return self.job.controller
 
     # layers -------------------------------------------------------------------------------
     def _set_items(self, combo: QComboBox, names: list[str]) -> None:
@@ -192,7 +190,7 @@ class AnnotateTrainWidget(QWidget):
 
     def start_training(self):
         """Start fine-tuning in a worker thread; returns the worker (None if inputs are unusable)."""
-        if self.worker is not None:
+        if self.job.running:
             return None
         try:
             image_layer, scribble_layer = self._training_inputs()
@@ -231,34 +229,19 @@ class AnnotateTrainWidget(QWidget):
 
         self._classes_for_run = classes
         self._training_image, self._training_scribbles = image_layer.name, scribble_layer.name
-        self.plot.clear()
-        self.progress.setRange(0, 0)
-        self.status.setText("preparing the model…")
-        self.worker = train_job(make_tuner)
-        self.worker.yielded.connect(self._on_event)
-        self.worker.errored.connect(self._on_error)
-        self.worker.finished.connect(self._on_finished)
-        self.train_button.setEnabled(False)
-        self.stop_button.setEnabled(True)
-        self.worker.start()
-        return self.worker
+        return self.job.launch(train_job(make_tuner), self._on_event, self._show_finished,
+                               "preparing the model…")
 
     def stop_training(self) -> None:
-        if self.tuner is not None:
-            self.tuner.stop()
-        if self.worker is not None and self.tuner is None:
-            self.worker.quit()
+        self.job.stop()
 
     def _on_event(self, event) -> None:
         if isinstance(event, Finetuner):
-            self.tuner = event
             self.progress.setRange(0, int(self.budget.value()))
             return
         self.progress.setValue(min(int(event.elapsed), self.progress.maximum()))
         if event.kind == "step":
-            self.status.setText(f"step {event.step} · {event.elapsed:.0f} s · loss {event.loss:.3f}")
-            if event.step % 5 == 0:
-                self.plot.add(event.step, event.loss)
+            self.job.show_step(event)
         elif event.kind == "eval":
             self.plot.add(event.step, event.loss, event.val_loss)
             if event.preview is not None:
@@ -271,25 +254,7 @@ class AnnotateTrainWidget(QWidget):
         show_result_layer(self.viewer, f"{like.name} prediction", preview, like,
                           self._classes_for_run, opacity=0.5)
 
-    def _on_error(self, exc: Exception) -> None:
-        if isinstance(exc, MatsegError):
-            show_error(str(exc))
-        else:
-            show_error(f"Training failed: {type(exc).__name__}: {exc}")
-
-    def _on_finished(self) -> None:
-        tuner, self.worker = self.tuner, None
-        self.tuner = None
-        try:
-            self._show_finished(tuner)
-        except RuntimeError:  # the widget was deleted (viewer closed) while training ended
-            pass
-
     def _show_finished(self, tuner) -> None:
-        self.train_button.setEnabled(True)
-        self.stop_button.setEnabled(False)
-        self.progress.setRange(0, 1)
-        self.progress.setValue(1)
         if tuner is None or tuner.best_state is None:
             self.status.setText("no model was trained")
             return
@@ -307,15 +272,4 @@ class AnnotateTrainWidget(QWidget):
 
     def save_model(self, path: str | None = None):
         """Write the current model as a bundle (asks for a file when ``path`` is None)."""
-        if self.model_entry is None or self.model_entry.bundle is None:
-            show_warning("Train a model first.")
-            return None
-        if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Save model", "model.matseg",
-                                                  "napari-matseg models (*.matseg)")
-            if not path:
-                return None
-        saved = self.model_entry.bundle.save(path)
-        self.model_entry.path = str(saved)
-        show_info(f"Model saved to {saved}")
-        return saved
+        return self.job.save(self.model_entry, path, "Save model", "model.matseg")
