@@ -35,6 +35,21 @@ def metaldam_pair(name: str) -> tuple[np.ndarray, np.ndarray]:
     return image, label
 
 
+# µm per pixel of the two MetalDAM microscopes at 1x, from their scale bars: the 1024-px-wide
+# images (Zeiss band: a 2 µm bar is 70 px at 10000x) and the 1280-px-wide ones (Hitachi band: the
+# 10 µm tick ruler spans about 653 px at 5000x). Pixel size = constant / magnification.
+METALDAM_UM_PER_PX_AT_1X = {1024: 285.7, 1280: 76.5}
+
+
+def metaldam_pixel_size(name: str) -> float:
+    """Return the µm per pixel of a MetalDAM image from its magnification and microscope."""
+    import csv
+
+    with open(DATA / "MetalDAM" / "metadata.csv") as f:
+        row = next(r for r in csv.DictReader(f) if r["name"] == name)
+    return METALDAM_UM_PER_PX_AT_1X[int(row["width"])] / float(row["magnification"])
+
+
 def nasa_pair(name: str) -> tuple[np.ndarray, np.ndarray]:
     root = DATA / "NASA-Superalloy"
     return (read_image(root / "images" / name),
@@ -51,23 +66,26 @@ class UNetMethod:
         self.name = name
         self.encoder_weights = encoder_weights
 
-    def fit(self, image, scribbles, num_classes):
+    def fit(self, image, scribbles, num_classes, pixel_size=None):
         t = time.perf_counter()
         model = None
         if self.pretrained is None and self.encoder_weights != "imagenet":
             model, _ = build_model(ModelConfig(num_classes=num_classes),
                                    encoder_weights=self.encoder_weights)
         tuner = Finetuner(image, scribbles, num_classes=num_classes, model=model, config=self.config,
-                          info_band=0, pretrained=self.pretrained)
+                          info_band=0, pretrained=self.pretrained, pixel_size=pixel_size)
         self.model = tuner.train()
         self.preprocess = tuner.preprocess
+        self.class_prior = tuple(tuner.class_prior)
         self.info = {k: tuner.provenance[k] for k in ("steps", "best_step", "stop_reason")}
         self.fit_seconds = time.perf_counter() - t
         return self.fit_seconds
 
-    def predict(self, image, tta=False):
-        pred = predict_image(self.model, image, self.preprocess,
-                             PredictConfig(keep_probabilities=False, tta=tta), info_band=0)
+    def predict(self, image, tta=False, pixel_size=None, prior=True):
+        config = PredictConfig(keep_probabilities=False, tta=tta,
+                               class_prior=self.class_prior if prior else None)
+        pred = predict_image(self.model, image, self.preprocess, config, info_band=0,
+                             pixel_size=pixel_size)
         return pred.labels - 1
 
 
@@ -88,7 +106,7 @@ class RandomForestMethod:
         return multiscale_basic_features(PercentileNormalizer()(image), intensity=True, edges=True,
                                          texture=True, sigma_min=1, sigma_max=16)
 
-    def fit(self, image, scribbles, num_classes):
+    def fit(self, image, scribbles, num_classes, pixel_size=None):
         from sklearn.ensemble import RandomForestClassifier
 
         t = time.perf_counter()
@@ -101,32 +119,45 @@ class RandomForestMethod:
         self.fit_seconds = time.perf_counter() - t
         return self.fit_seconds
 
-    def predict(self, image):
+    def predict(self, image, pixel_size=None):
         feats = self._features(image)
         return self.forest.predict(feats.reshape(-1, feats.shape[-1])).reshape(image.shape)
 
 
-def run_split(method, train_image, train_labels, test_pairs, num_classes, miou_classes, fit=True):
-    fit_s = method.fit(train_image, train_labels, num_classes) if fit else method.fit_seconds
+def run_split(method, train_image, train_labels, test_pairs, num_classes, miou_classes, fit=True,
+              pixel_sizes=None):
+    """Fit on one image, score the test pairs; ``pixel_sizes`` (train first, then one per test
+    image) lets the method work at one physical scale."""
+    pixel_sizes = pixel_sizes or [None] * (len(test_pairs) + 1)
+    fit_s = (method.fit(train_image, train_labels, num_classes, pixel_size=pixel_sizes[0]) if fit
+             else method.fit_seconds)
     cm = np.zeros((num_classes, num_classes), np.int64)
-    cm_tta = np.zeros_like(cm)
-    pred_s = []
+    cm_tta, cm_plain = np.zeros_like(cm), np.zeros_like(cm)
+    pred_s, per_image = [], []
     with_tta = isinstance(method, UNetMethod)
-    for image, truth in test_pairs:
+    for (image, truth), px in zip(test_pairs, pixel_sizes[1:]):
         t = time.perf_counter()
-        pred = method.predict(image)
+        pred = method.predict(image, pixel_size=px)
         pred_s.append(time.perf_counter() - t)
-        cm += confusion_matrix(truth, pred, num_classes)
+        one = confusion_matrix(truth, pred, num_classes)
+        per_image.append(score(one, miou_classes).miou)
+        cm += one
         if with_tta:
-            cm_tta += confusion_matrix(truth, method.predict(image, tta=True), num_classes)
+            cm_tta += confusion_matrix(truth, method.predict(image, tta=True, pixel_size=px),
+                                       num_classes)
+            cm_plain += confusion_matrix(truth, method.predict(image, pixel_size=px, prior=False),
+                                         num_classes)
     s = score(cm, miou_classes)
-    extra = {"miou_flip_tta": score(cm_tta, miou_classes).miou} if with_tta else {}
+    extra = ({"miou_flip_tta": score(cm_tta, miou_classes).miou,
+              "miou_without_prior": score(cm_plain, miou_classes).miou,
+              "class_prior": list(method.class_prior)} if with_tta else {})
     return {**extra, "miou": s.miou, "iou": s.iou.tolist(), "fraction_error": s.fraction_error.tolist(),
             "accuracy": s.accuracy, "confusion": cm.tolist(), "fit_seconds": fit_s,
-            "predict_seconds_per_image": float(np.mean(pred_s)), **getattr(method, "info", {})}
+            "predict_seconds_per_image": float(np.mean(pred_s)), "miou_per_image": per_image,
+            **getattr(method, "info", {})}
 
 
-def metaldam_folds(folds, modes, methods, seed):
+def metaldam_folds(folds, modes, methods, seed, physical_scale=False):
     splits = json.loads((DATA / "MetalDAM" / "splits" / "official_6fold.json").read_text())
     rows = []
     for fold in folds:
@@ -135,11 +166,14 @@ def metaldam_folds(folds, modes, methods, seed):
                     if {0, 1, 2} <= set(np.unique(metaldam_pair(n)[1]).tolist()))
         image, truth = metaldam_pair(shot)
         tests = [metaldam_pair(n) for n in split["test"]]
+        pixel_sizes = ([metaldam_pixel_size(n) for n in [shot] + split["test"]] if physical_scale
+                       else None)
         for mode in modes:
             labels = (simulate_scribbles(truth, seed=seed + fold) if mode == "scribble"
                       else truth.astype(np.int64) + 1)
             for method in methods:
-                res = run_split(method, image, labels, tests, 5, METALDAM_MIOU_CLASSES)
+                res = run_split(method, image, labels, tests, 5, METALDAM_MIOU_CLASSES,
+                                pixel_sizes=pixel_sizes)
                 res.update(dataset="MetalDAM", split=f"fold{fold}", shot=shot, mode=mode,
                            method=method.name, painted_fraction=float((labels > 0).mean()))
                 rows.append(res)
@@ -178,7 +212,9 @@ def summarise(rows):
         iou = np.nanmean(np.array([r["iou"] for r in rs], dtype=float), axis=0)
         ferr = np.mean(np.abs(np.array([r["fraction_error"] for r in rs])), axis=0)
         tta = [r["miou_flip_tta"] for r in rs if "miou_flip_tta" in r]
+        plain = [r["miou_without_prior"] for r in rs if "miou_without_prior" in r]
         table.append({"miou_flip_tta_mean": float(np.mean(tta)) if tta else None,
+                      "miou_without_prior_mean": float(np.mean(plain)) if plain else None,
                       "dataset": dataset if not split else f"{dataset} {split}", "mode": mode,
                       "method": method, "miou_mean": float(m.mean()), "miou_std": float(m.std()),
                       "n": len(rs), "iou_per_class": iou.tolist(),
@@ -189,14 +225,15 @@ def summarise(rows):
 
 
 def print_table(table):
-    print("\n| data | strokes | method | mIoU (mean ± std) | with flip TTA | IoU per class | mean abs phase-fraction error | fit s | predict s/img |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n| data | strokes | method | mIoU (mean ± std) | with flip TTA | without class prior | IoU per class | mean abs phase-fraction error | fit s | predict s/img |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for t in table:
         iou = " ".join("–" if np.isnan(v) else f"{v:.2f}" for v in t["iou_per_class"])
         fe = " ".join(f"{v * 100:.1f}" for v in t["abs_fraction_error"])
         tta = "–" if t["miou_flip_tta_mean"] is None else f"{t['miou_flip_tta_mean']:.3f}"
+        plain = "–" if t.get("miou_without_prior_mean") is None else f"{t['miou_without_prior_mean']:.3f}"
         print(f"| {t['dataset']} (n={t['n']}) | {t['mode']} | {t['method']} | "
-              f"{t['miou_mean']:.3f} ± {t['miou_std']:.3f} | {tta} | {iou} | {fe} % | "
+              f"{t['miou_mean']:.3f} ± {t['miou_std']:.3f} | {tta} | {plain} | {iou} | {fe} % | "
               f"{t['fit_seconds']:.1f} | {t['predict_seconds']:.2f} |")
 
 
@@ -207,6 +244,8 @@ def main(argv=None):
     p.add_argument("--methods", nargs="+", default=["matseg", "random-forest"],
                    choices=["matseg", "random-forest"])
     p.add_argument("--no-nasa", action="store_true", help="skip the NASA Super3 split")
+    p.add_argument("--physical-scale", action="store_true",
+                   help="give matseg each MetalDAM image's pixel size (from its magnification)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="torch threads (2 = the target laptop)")
     p.add_argument("--steps", type=int, help="override the fine-tune step budget")
@@ -227,7 +266,7 @@ def main(argv=None):
         key, value = item.split("=", 1)
         config = replace(config, **{key: type(getattr(config, key))(value) if getattr(config, key) is not None else float(value)})
     methods = [UNetMethod(config) if m == "matseg" else RandomForestMethod(args.seed) for m in args.methods]
-    rows = metaldam_folds(args.folds, args.modes, methods, args.seed)
+    rows = metaldam_folds(args.folds, args.modes, methods, args.seed, args.physical_scale)
     if not args.no_nasa:
         rows += nasa_super3(args.modes, methods, args.seed)
     table = summarise(rows)

@@ -37,7 +37,7 @@ ENCODERS = RESULTS / "encoders"
 PSCL_IMAGE = "micrograph0"
 
 
-def pretrain(method: str, minutes: float, seed: int, out: Path) -> dict:
+def pretrain(method: str, minutes: float, seed: int, out: Path, resume: bool = False) -> dict:
     files = list_images([fewshot.DATA / "MetalDAM" / "unlabeled"])
     pool = MicrographPool.from_paths(files)
     config = PretrainConfig(method=method, max_seconds=minutes * 60, seed=seed)
@@ -46,7 +46,8 @@ def pretrain(method: str, minutes: float, seed: int, out: Path) -> dict:
         image, truth = fewshot.metaldam_pair(PSCL_IMAGE)
         labelled = (image, simulate_scribbles(truth, seed=seed))
         config.info_band = "auto"
-    trainer = Pretrainer(pool, config, labelled, checkpoint=out.with_name(out.name + ".ckpt"))
+    trainer = Pretrainer(pool, config, labelled, checkpoint=out.with_name(out.name + ".ckpt"),
+                         resume=resume)
     t, losses = time.perf_counter(), []
     for event in trainer.run():
         if event.kind == "step":
@@ -58,16 +59,18 @@ def pretrain(method: str, minutes: float, seed: int, out: Path) -> dict:
             print(f"  {method}: {event.message}", flush=True)
     bundle = trainer.to_bundle()
     bundle.provenance["command"] = (f"python benchmarks/pretrain.py --phase pretrain --methods "
-                                    f"{method} --minutes {minutes} --seed {seed}")
+                                    f"{method} --minutes {minutes} --seed {seed} --suffix="
+                                    f"'{out.stem[len(method):]}'" + (" --resume" if resume else ""))
     bundle.save(out)
-    return {"method": method, "steps": trainer.steps_done, "seconds": time.perf_counter() - t,
+    return {"method": method, "steps": trainer.steps_done, "seconds": trainer.elapsed,
+            "seconds_this_run": time.perf_counter() - t, "resumed": resume,
             "images": len(pool), "first_loss": losses[0], "final_loss": trainer.loss_ema}
 
 
 def evaluate(name: str, bundle, folds: list[int], seeds: list[int], nasa: bool) -> list[dict]:
     """Return the protocol's result rows for fine-tuning from one starting model."""
     rows = []
-    use_folds = [f for f in folds if not (name == "pscl" and f == 2)]
+    use_folds = [f for f in folds if not (name.startswith("pscl") and f == 2)]
     for seed in seeds:
         config = FinetuneConfig(seed=seed)
         if name == "random":
@@ -99,7 +102,9 @@ def summarise(rows: list[dict]) -> list[dict]:
                     if (r["split"], r["seed"], "MetalDAM") in imagenet]
         nasa = {s: np.mean([r["miou"] for r in mine if r["dataset"] == "NASA-Super3" and r["split"] == s])
                 for s in ("test", "different_test") if any(r["split"] == s for r in mine)}
+        plain = [r["miou_without_prior"] for r in md if "miou_without_prior" in r]
         table.append({"start": name, "metaldam_miou_mean": float(np.mean([r["miou"] for r in md])),
+                      "metaldam_miou_without_prior_mean": float(np.mean(plain)) if plain else None,
                       "metaldam_miou_std_over_folds": float(np.std([r["miou"] for r in md])),
                       "metaldam_seed_means": [float(v) for v in seed_means],
                       "folds": sorted({r["split"] for r in md}), "seeds": sorted(per_seed),
@@ -130,6 +135,11 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--no-nasa", action="store_true")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--suffix", default="",
+                   help="encoder file name suffix, e.g. --suffix=-60min writes encoders/matssl-60min.matseg")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the encoder's checkpoint (<encoder>.matseg.ckpt) up to "
+                        "--minutes in all")
     p.add_argument("--out", type=Path, default=RESULTS / "pretrain.json")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -138,8 +148,9 @@ def main(argv=None):
     if args.phase in ("all", "pretrain"):
         for method in args.methods:
             print(f"pretraining {method} for {args.minutes} min", flush=True)
-            info = pretrain(method, args.minutes, 0, ENCODERS / f"{method}.matseg")
-            report["pretraining"][method] = {**info, "minutes": args.minutes, "threads": args.threads}
+            info = pretrain(method, args.minutes, 0, ENCODERS / f"{method}{args.suffix}.matseg",
+                            args.resume)
+            report["pretraining"][method + args.suffix] = {**info, "minutes": args.minutes, "threads": args.threads}
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(report, indent=1, default=str))
     if args.phase in ("all", "evaluate"):

@@ -30,6 +30,13 @@ def test_round_trip_keeps_predictions_and_metadata(tmp_path, bundle, micrograph)
     a = predict_image(bundle.model, image, bundle.preprocess, PredictConfig(), info_band=0)
     b = predict_image(loaded.model, image, loaded.preprocess, PredictConfig(), info_band=0)
     np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-6)
+    assert loaded.class_prior == bundle.class_prior
+    assert loaded.predict_config(tta=True).class_prior == tuple(bundle.class_prior)
+
+
+def test_class_prior_of_the_wrong_length_is_refused(bundle):
+    with pytest.raises(BundleError, match="class prior"):
+        ModelBundle(bundle.model, class_prior=[0.5, 0.5])
 
 
 def test_corrupt_and_foreign_files_get_clear_errors(tmp_path, bundle):

@@ -25,9 +25,11 @@ def test_finetune_predict_evaluate_end_to_end(files, capsys, monkeypatch):
     monkeypatch.setattr(ft.FinetuneConfig, "batch_size", 4)
     model = files / "m.matseg"
     assert main(["finetune", str(files / "img.png"), str(files / "strokes.png"), "-o", str(model),
-                 "--classes", "smooth", "lamellar", "speckled", "--steps", "30", "--device", "cpu"]) == 0
+                 "--classes", "smooth", "lamellar", "speckled", "--steps", "30", "--device", "cpu",
+                 "--pixel-size", "0.05"]) == 0
     assert "saved" in capsys.readouterr().out
     assert load_bundle(model).class_names == ["smooth", "lamellar", "speckled"]
+    assert load_bundle(model).preprocess.pixel_size == 0.05
 
     out = files / "out"
     (files / "more").mkdir()
@@ -44,6 +46,13 @@ def test_finetune_predict_evaluate_end_to_end(files, capsys, monkeypatch):
     assert sum(fractions) == pytest.approx(100, abs=0.01)
     expected = np.bincount(labels.ravel(), minlength=4)[1:] / labels.size * 100
     np.testing.assert_allclose(fractions, expected, atol=0.01)
+
+    coarse = files / "coarse"
+    assert main(["predict", str(model), str(files / "img.png"), "-o", str(coarse),
+                 "--pixel-size", "0.1"]) == 0
+    coarse_labels = np.asarray(Image.open(coarse / "img_labels.png"))
+    assert coarse_labels.shape == labels.shape
+    assert (coarse_labels != labels).mean() > 0.01  # seen at twice the size, so not the same map
 
     capsys.readouterr()
     assert main(["evaluate", str(model), "--images", str(files / "img.png"),

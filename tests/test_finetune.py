@@ -136,3 +136,17 @@ def test_entropy_term_weights_unpainted_pixels(micrograph, scribbles, fast_confi
     targets[:, :2] = 1
     extra = sharp._loss(logits, targets) - plain._loss(logits, targets)
     assert float(extra) == pytest.approx(0.5 * np.log(3), rel=1e-5)
+
+
+def test_pixel_size_is_recorded_and_warm_starts_rescale(micrograph, scribbles, fast_config):
+    image, _ = micrograph
+    first = Finetuner(image, scribbles, config=fast_config, info_band=0, pixel_size=0.05)
+    assert first.preprocess.pixel_size == 0.05
+    assert first.to_bundle().preprocess.pixel_size == 0.05
+    assert first.prepared.pixels.shape == image.shape
+    again = Finetuner(image, scribbles, config=fast_config, info_band=0, model=first.model,
+                      preprocess=first.preprocess, pixel_size=0.1)
+    assert again.preprocess.scale == pytest.approx(2.0)
+    assert again.prepared.pixels.shape == (2 * image.shape[0], 2 * image.shape[1])
+    with pytest.raises(InputError, match="pixel size"):
+        Finetuner(image, scribbles, config=fast_config, info_band=0, pixel_size=0.0)

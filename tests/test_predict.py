@@ -99,3 +99,41 @@ def test_8000_square_image_in_bounded_memory():
     assert probs is None
     assert peak - outputs < 0.5 * full_probabilities, f"peak {peak / 2**20:.0f} MiB"
     assert (labels[:, : side // 2 - 64] == 1).all() and (labels[:, side // 2 + 64:] == 0).all()
+
+
+def test_pixel_size_brings_a_zoomed_image_to_the_training_scale(trained, micrograph):
+    from dataclasses import replace
+
+    from napari_matseg.core.preprocess import resize
+
+    image, _ = micrograph
+    preprocess = replace(trained.preprocess, pixel_size=0.1)
+    reference = predict_image(trained.model, image, preprocess, info_band=0).labels
+    zoomed = resize(image.astype(np.float32), 2.0)  # the same field at 0.05 µm per pixel
+    matched = predict_image(trained.model, zoomed, preprocess, info_band=0, pixel_size=0.05).labels
+    naive = predict_image(trained.model, zoomed, preprocess, info_band=0).labels
+    assert matched.shape == naive.shape == zoomed.shape
+    agree_matched = (matched[::2, ::2] == reference).mean()
+    agree_naive = (naive[::2, ::2] == reference).mean()
+    assert agree_matched > 0.9
+    assert agree_matched > agree_naive + 0.05
+
+
+def test_class_prior_reweights_the_probabilities(trained, micrograph):
+    image, truth = micrograph
+    pixels = trained.prepared.pixels
+    prior = trained.class_prior
+    assert len(prior) == 3 and sum(prior) == pytest.approx(1, abs=1e-4)
+    painted = np.bincount(truth.ravel(), minlength=3) / truth.size
+    assert np.abs(np.asarray(prior) - painted).max() < 0.15  # the phases' share of the image
+    plain, p0, _ = predict_tiled(trained.model, pixels, PredictConfig())
+    flat, _, _ = predict_tiled(trained.model, pixels, PredictConfig(class_prior=(1 / 3,) * 3))
+    np.testing.assert_array_equal(plain, flat)
+    skewed = PredictConfig(class_prior=(0.98, 0.01, 0.01), prior_power=1.0)
+    labels, p1, _ = predict_tiled(trained.model, pixels, skewed)
+    np.testing.assert_allclose(p1.sum(axis=0), 1, atol=1e-5)
+    assert (labels == 0).mean() > (plain == 0).mean() + 0.05
+    off = PredictConfig(class_prior=(0.98, 0.01, 0.01), prior_power=0.0)
+    np.testing.assert_array_equal(predict_tiled(trained.model, pixels, off)[0], plain)
+    with pytest.raises(ValueError, match="3 classes"):
+        PredictConfig(class_prior=(0.5, 0.5)).class_weights(3)

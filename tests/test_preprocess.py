@@ -65,3 +65,15 @@ def test_auto_scale_halves_large_micrographs_only():
     big, _ = voronoi_micrograph((100, 950), seed=0)
     assert prepare_image(big, PreprocessConfig(), info_band=0).pixels.shape == (50, 475)
     assert prepare_image(big, PreprocessConfig(scale=1.0), info_band=0).pixels.shape == (100, 950)
+
+
+def test_pixel_size_rescales_to_the_training_scale():
+    config = PreprocessConfig(scale=0.5, pixel_size=0.02)
+    assert config.for_pixel_size(0.01).scale == pytest.approx(0.25)
+    assert config.for_pixel_size(0.04).scale == pytest.approx(1.0)
+    assert config.for_pixel_size(None) is config
+    assert PreprocessConfig(scale=0.5).for_pixel_size(0.01).scale == 0.5
+    restored = PreprocessConfig.from_dict(config.to_dict())
+    assert restored.pixel_size == 0.02 and restored.scale == 0.5
+    with pytest.raises(InputError, match="pixel size"):
+        config.for_pixel_size(-1.0)

@@ -50,6 +50,13 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="CPU threads torch may use (default: torch's choice)")
 
 
+def _add_pixel_size(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pixel-size", type=_positive_float, default=None, metavar="UM",
+                   help="µm per pixel of the images. Given at training and at prediction, each "
+                        "image is brought to the training image's physical scale (useful when "
+                        "features keep their physical size across magnifications)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="matseg", description="Segment micrographs from a few painted strokes.",
@@ -79,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="resample images by this factor before the network sees them (e.g. 0.5)")
     ft.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     _add_common(ft)
+    _add_pixel_size(ft)
 
     pt = sub.add_parser("pretrain", help="self-supervised pretraining on unlabeled micrographs",
                         description="Pretrain the segmentation network on your own unlabeled "
@@ -132,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--tta", action="store_true", help="average over flips (4x slower, smoother)")
     pr.add_argument("--tile", type=int, default=1024, help="tile size in pixels (default 1024)")
     _add_common(pr)
+    _add_pixel_size(pr)
 
     ev = sub.add_parser("evaluate", help="compare predictions with ground-truth labels",
                         description="Report IoU, Dice, accuracy and phase-fraction errors. Ground "
@@ -146,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--miou-classes", type=int, nargs="+", metavar="K",
                     help="classes (1..K) averaged into mIoU (default: all)")
     _add_common(ev)
+    _add_pixel_size(ev)
     return parser
 
 
@@ -180,7 +190,7 @@ def cmd_finetune(args) -> int:
     names = args.classes or (start.class_names if start else None)
     tuner = Finetuner(image, labels, num_classes=len(names) if names else None, model=model,
                       config=config, preprocess=preprocess, model_config=model_config,
-                      info_band=args.info_band, pretrained=pretrained)
+                      info_band=args.info_band, pretrained=pretrained, pixel_size=args.pixel_size)
     bar = _progress(config.max_steps, "fine-tuning", "step")
     done = None
     try:
@@ -271,7 +281,7 @@ def _phase_row(name, labels, class_names):
 
 
 def cmd_predict(args) -> int:
-    from .core import PredictConfig, list_images, load_bundle, predict_image, read_image, write_labels
+    from .core import list_images, load_bundle, predict_image, read_image, write_labels
     from .core.device import pick_device
 
     bundle = load_bundle(args.model, expect="segmentation")
@@ -279,13 +289,14 @@ def cmd_predict(args) -> int:
     device = pick_device(args.device)
     bundle.model.to(device)
     args.output.mkdir(parents=True, exist_ok=True)
-    config = PredictConfig(tile=args.tile, tta=args.tta, keep_probabilities=False)
+    config = bundle.predict_config(tile=args.tile, tta=args.tta, keep_probabilities=False)
     rows, failed = [], 0
     bar = _progress(len(files), "predicting", "image")
     for path in files:
         try:
             image = read_image(path)
-            pred = predict_image(bundle.model, image, bundle.preprocess, config, args.info_band, device)
+            pred = predict_image(bundle.model, image, bundle.preprocess, config, args.info_band, device,
+                                 pixel_size=args.pixel_size)
         except MatsegError as exc:
             failed += 1
             print(f"skipped {exc}", file=sys.stderr)
@@ -309,7 +320,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .core import (InputError, PredictConfig, confusion_matrix, load_bundle, predict_image,
+    from .core import (InputError, confusion_matrix, load_bundle, predict_image,
                        read_image, read_labels, score)
     from .core.device import pick_device
 
@@ -328,7 +339,8 @@ def cmd_evaluate(args) -> int:
             else:
                 raise InputError(f"{lab_path}: labels {truth.shape} larger than image {image.shape}")
         pred = predict_image(bundle.model, image, bundle.preprocess,
-                             PredictConfig(keep_probabilities=False), args.info_band, device)
+                             bundle.predict_config(keep_probabilities=False), args.info_band, device,
+                             pixel_size=args.pixel_size)
         t = truth if args.zero_based else truth - 1
         band = np.zeros(truth.shape, bool)
         band[pred.content_rows:] = True

@@ -15,6 +15,7 @@ import torch
 from .atomic import atomic_write
 from .errors import BundleError
 from .model import ModelConfig, SegmentationModel, build_model
+from .predict import PredictConfig
 from .preprocess import PreprocessConfig
 
 FORMAT = "napari-matseg-bundle"
@@ -43,6 +44,7 @@ class ModelBundle:
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     provenance: dict = field(default_factory=dict)
     kind: str = "segmentation"
+    class_prior: list[float] | None = None
 
     def __post_init__(self):
         n = self.model.config.num_classes
@@ -53,6 +55,9 @@ class ModelBundle:
         if len(self.class_names) != n or len(self.class_colours) != n:
             raise BundleError(f"the model has {n} classes but {len(self.class_names)} names and "
                               f"{len(self.class_colours)} colours were given")
+        if self.class_prior is not None and len(self.class_prior) != n:
+            raise BundleError(f"the model has {n} classes but its class prior has "
+                              f"{len(self.class_prior)} values")
 
     def metadata(self) -> dict:
         from .. import __version__
@@ -60,7 +65,13 @@ class ModelBundle:
         return {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": self.kind,
                 "package_version": __version__, "model": self.model.config.to_dict(),
                 "class_names": self.class_names, "class_colours": self.class_colours,
-                "preprocess": self.preprocess.to_dict(), "provenance": self.provenance}
+                "preprocess": self.preprocess.to_dict(), "provenance": self.provenance,
+                "class_prior": self.class_prior}
+
+    def predict_config(self, **options) -> PredictConfig:
+        """Return the :class:`PredictConfig` for this model: ``options`` plus its class prior."""
+        prior = tuple(self.class_prior) if self.class_prior is not None else None
+        return PredictConfig(**{"class_prior": prior, **options})
 
     def save(self, path: str | Path) -> Path:
         """Write the bundle atomically to ``path`` and return it."""
@@ -125,4 +136,5 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu",
     return ModelBundle(model=model, class_names=list(meta["class_names"]),
                        class_colours=list(meta["class_colours"]),
                        preprocess=PreprocessConfig.from_dict(meta.get("preprocess", {})),
-                       provenance=dict(meta.get("provenance", {})), kind=meta.get("kind", "segmentation"))
+                       provenance=dict(meta.get("provenance", {})),
+                       kind=meta.get("kind", "segmentation"), class_prior=meta.get("class_prior"))

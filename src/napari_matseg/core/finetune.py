@@ -25,7 +25,8 @@ from .errors import InputError
 from .imageio import to_grey
 from .model import ModelConfig, SegmentationModel, build_model
 from .predict import PredictConfig, predict_tiled
-from .preprocess import PreprocessConfig, labels_like, prepare_image, resize_to, standardise
+from .preprocess import (PreprocessConfig, check_pixel_size, labels_like, prepare_image, resize_to,
+                         standardise)
 from .scribbles import IGNORE, ScribbleCropSampler, check_scribbles, class_weights, split_strokes
 
 if typing.TYPE_CHECKING:
@@ -124,9 +125,15 @@ class Finetuner:
     def __init__(self, image: np.ndarray, labels: np.ndarray, num_classes: int | None = None,
                  model: SegmentationModel | None = None, config: FinetuneConfig | None = None,
                  preprocess: PreprocessConfig | None = None, model_config: ModelConfig | None = None,
-                 info_band: int | str | None = "auto", pretrained: "ModelBundle | None" = None):
+                 info_band: int | str | None = "auto", pretrained: "ModelBundle | None" = None,
+                 pixel_size: float | None = None):
         self.config = config or FinetuneConfig()
         self.preprocess = copy.deepcopy(preprocess) if preprocess is not None else PreprocessConfig()
+        if check_pixel_size(pixel_size) is not None:
+            if self.preprocess.pixel_size is None:
+                self.preprocess.pixel_size = pixel_size
+            else:
+                self.preprocess = self.preprocess.for_pixel_size(pixel_size)
         image = to_grey(image)
         labels = check_scribbles(image, labels)
         top = int(labels.max())
@@ -170,6 +177,7 @@ class Finetuner:
         self.weights = torch.from_numpy(class_weights(self.train_labels, self.num_classes,
                                                       self.config.balance_power))
         self.best_state: dict | None = None
+        self.class_prior: list[float] | None = None
         self.best_step = 0
         self.steps_done = 0
         self.history: list[tuple[int, float, float, float]] = []
@@ -221,6 +229,14 @@ class Finetuner:
         if want_preview:
             preview = self._map_back(probs.argmax(axis=0) + 1)
         return loss, accuracy, preview
+
+    def _class_prior(self) -> list[float]:
+        """Return the class fractions the trained model finds in the whole training image: the
+        prior that :class:`PredictConfig` uses to undo the class balancing of training."""
+        classes, _, _ = predict_tiled(self.model, self.prepared.pixels,
+                                      PredictConfig(keep_probabilities=False), self.device)
+        counts = np.bincount(classes.ravel(), minlength=self.num_classes)
+        return [round(float(c), 6) for c in counts / counts.sum()]
 
     def _map_back(self, classes: np.ndarray) -> np.ndarray:
         rows, width = self.prepared.content_rows, self.prepared.original_shape[1]
@@ -305,6 +321,7 @@ class Finetuner:
             if self.best_state is not None:
                 model.load_state_dict(self.best_state)
             model.eval()
+        self.class_prior = self._class_prior()
         self.provenance.update({"steps": step, "best_step": self.best_step,
                                 "best_val_loss": best_val, "stop_reason": reason,
                                 "seconds": round(time.perf_counter() - start, 2),
@@ -328,4 +345,4 @@ class Finetuner:
         provenance = {**self.provenance, "package_version": __version__,
                       "finetune": self.config.to_dict()}
         return ModelBundle(self.model.cpu(), list(class_names or []), list(class_colours or []),
-                           self.preprocess, provenance)
+                           self.preprocess, provenance, class_prior=self.class_prior)

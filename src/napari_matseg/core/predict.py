@@ -13,17 +13,35 @@ from .preprocess import PreparedImage, PreprocessConfig, prepare_image, resize_t
 
 
 FINALISE_ROWS = 256
+PRIOR_FLOOR = 1e-3
 
 
 @dataclass
 class PredictConfig:
-    """Tile size and overlap (pixels of the prepared image), test-time flips, probabilities kept."""
+    """Tile size and overlap (pixels of the prepared image), test-time flips, probabilities kept.
+
+    ``class_prior`` (the class fractions of the training image, see
+    :meth:`ModelBundle.predict_config`) re-weights the probabilities by ``prior ** prior_power``.
+    Training balances the classes, as strokes of rare phases are as long as those of common ones,
+    so without it rare phases are over-predicted on new images; 0 turns it off.
+    """
 
     tile: int = 1024
     overlap: int = 64
     tta: bool = False
     keep_probabilities: bool = True
     batch_size: int = 1
+    class_prior: tuple[float, ...] | None = None
+    prior_power: float = 0.5
+
+    def class_weights(self, num_classes: int) -> np.ndarray | None:
+        """Return the per-class factors applied to the probabilities, or None (no re-weighting)."""
+        if self.class_prior is None or self.prior_power == 0:
+            return None
+        prior = np.asarray(self.class_prior, np.float64)
+        if prior.shape != (num_classes,):
+            raise ValueError(f"class prior has {prior.size} values for {num_classes} classes")
+        return (np.maximum(prior, PRIOR_FLOOR) ** self.prior_power).astype(np.float32)
 
 
 @dataclass
@@ -107,6 +125,7 @@ def predict_tiled(model, pixels: np.ndarray, config: PredictConfig | None = None
     xs = _starts(width, tw, tw - overlap)
     win = np.outer(_blend_window(th, overlap), _blend_window(tw, overlap))
     k = model.config.num_classes
+    weights = config.class_weights(k)
     labels = np.zeros((height, width), np.uint8 if k < 256 else np.uint16)
     uncertainty = np.zeros((height, width), np.float32)
     probabilities = np.zeros((k, height, width), np.float32) if config.keep_probabilities else None
@@ -133,6 +152,9 @@ def predict_tiled(model, pixels: np.ndarray, config: PredictConfig | None = None
         for r0 in range(0, final - base, FINALISE_ROWS):
             r1 = min(r0 + FINALISE_ROWS, final - base)
             p = acc[:, r0:r1] / wsum[None, r0:r1]
+            if weights is not None:
+                p = p * weights[:, None, None]
+                p /= p.sum(axis=0, keepdims=True)
             labels[base + r0:base + r1] = p.argmax(axis=0)
             uncertainty[base + r0:base + r1] = entropy_uncertainty(p)
             if probabilities is not None:
@@ -149,9 +171,13 @@ def predict_tiled(model, pixels: np.ndarray, config: PredictConfig | None = None
 def predict_image(model, image: np.ndarray, preprocess: PreprocessConfig,
                   config: PredictConfig | None = None, info_band: int | str | None = "auto",
                   device: torch.device | str = "cpu",
-                  progress: Callable[[int, int], None] | None = None) -> Prediction:
-    """Return the :class:`Prediction` of ``model`` for a raw micrograph (any size, any band)."""
-    prepared = prepare_image(image, preprocess, info_band)
+                  progress: Callable[[int, int], None] | None = None,
+                  pixel_size: float | None = None) -> Prediction:
+    """Return the :class:`Prediction` of ``model`` for a raw micrograph (any size, any band).
+
+    With ``pixel_size`` (µm per pixel) and a model that knows its training pixel size, the image
+    is first brought to the training image's physical scale."""
+    prepared = prepare_image(image, preprocess.for_pixel_size(pixel_size), info_band)
     return predict_prepared(model, prepared, config, device, progress)
 
 

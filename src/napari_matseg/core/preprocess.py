@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .encoders import GREY_MEAN, GREY_STD
+from .errors import InputError
 from .imageio import to_grey
 from .infoband import content_rows
 from .normalize import PercentileNormalizer
@@ -22,10 +23,15 @@ class PreprocessConfig:
     trained at one magnification works best on images brought to the same pixel size. ``None``
     picks it from the training image (:func:`auto_scale`); fine-tuning stores the number chosen,
     so prediction with a bundle always uses the training scale.
+
+    ``pixel_size`` (µm per pixel of the original image, when known) lets a model trained on one
+    magnification predict another: :meth:`for_pixel_size` rescales each image to the training
+    image's physical pixel size.
     """
 
     normalizer: PercentileNormalizer = field(default_factory=PercentileNormalizer)
     scale: float | None = None
+    pixel_size: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -33,8 +39,27 @@ class PreprocessConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "PreprocessConfig":
         scale = d.get("scale", 1.0)
+        pixel_size = d.get("pixel_size")
         return cls(normalizer=PercentileNormalizer(**d.get("normalizer", {})),
-                   scale=None if scale is None else float(scale))
+                   scale=None if scale is None else float(scale),
+                   pixel_size=None if pixel_size is None else float(pixel_size))
+
+    def for_pixel_size(self, pixel_size: float | None) -> "PreprocessConfig":
+        """Return the config for an image of ``pixel_size`` µm per pixel: its scale brings the
+        image to the same physical pixel size as the training image. Unchanged when either pixel
+        size is unknown."""
+        if pixel_size is None or self.pixel_size is None:
+            return self
+        check_pixel_size(pixel_size)
+        base = 1.0 if self.scale is None else self.scale
+        return replace(self, scale=base * pixel_size / self.pixel_size, pixel_size=pixel_size)
+
+
+def check_pixel_size(pixel_size: float | None) -> float | None:
+    """Return ``pixel_size`` if it is a positive, finite number of µm (or None); raise otherwise."""
+    if pixel_size is not None and not (np.isfinite(pixel_size) and 0 < pixel_size < 1e4):
+        raise InputError(f"pixel size must be a positive number of µm per pixel, got {pixel_size}")
+    return pixel_size
 
 
 AUTO_HALVE_SIDE = 900

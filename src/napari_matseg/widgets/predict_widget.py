@@ -13,7 +13,6 @@ from qtpy.QtCore import Qt
 
 from ..core.errors import MatsegError
 from ..core.imageio import list_images, write_labels
-from ..core.predict import PredictConfig
 from .layers import IMAGE_KEY, ROLE_KEY, micrograph_layers, show_result_layer
 from .phase_table import PhaseTable, fraction_rows
 from .session import registry_for
@@ -114,7 +113,7 @@ class PredictInspectWidget(QWidget):
             return None
         from .workers import predict_job
 
-        config = PredictConfig(tta=self.tta.isChecked(), keep_probabilities=False)
+        config = bundle.predict_config(tta=self.tta.isChecked(), keep_probabilities=False)
         band = "auto" if self.band_check.isChecked() else 0
         self._bundle_in_use = bundle
         self.worker = predict_job(bundle.model, bundle.preprocess, items, config, band, output_dir)
