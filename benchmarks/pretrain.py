@@ -85,43 +85,65 @@ def evaluate(name: str, bundle, folds: list[int], seeds: list[int], nasa: bool) 
     return rows
 
 
+def unweighted(row: dict) -> float:
+    """Return a run's mIoU without the class prior: comparable across package versions (runs
+    made before the class prior existed only have this one)."""
+    return row.get("miou_without_prior", row["miou"])
+
+
 def summarise(rows: list[dict]) -> list[dict]:
+    """Return one summary per starting model; gains are against ImageNet on the same folds and
+    seeds, without the class prior, and with it where both runs have it."""
     table = []
     names = list(dict.fromkeys(r["method"] for r in rows))
-    imagenet = {(r["split"], r["seed"], r["dataset"]): r["miou"] for r in rows if r["method"] == "imagenet"}
+    imagenet = {(r["split"], r["seed"], r["dataset"]): r for r in rows if r["method"] == "imagenet"}
     for name in names:
         mine = [r for r in rows if r["method"] == name]
         md = [r for r in mine if r["dataset"] == "MetalDAM"]
-        per_seed = {}
-        for r in md:
-            per_seed.setdefault(r["seed"], []).append(r["miou"])
-        seed_means = [np.mean(v) for v in per_seed.values()]
-        gains = [r["miou"] - imagenet[(r["split"], r["seed"], r["dataset"])] for r in mine
-                 if (r["split"], r["seed"], r["dataset"]) in imagenet]
-        md_gains = [r["miou"] - imagenet[(r["split"], r["seed"], "MetalDAM")] for r in md
-                    if (r["split"], r["seed"], "MetalDAM") in imagenet]
-        nasa = {s: np.mean([r["miou"] for r in mine if r["dataset"] == "NASA-Super3" and r["split"] == s])
+        pairs = [(r, imagenet[(r["split"], r["seed"], "MetalDAM")]) for r in md
+                 if (r["split"], r["seed"], "MetalDAM") in imagenet]
+        with_prior = [r for r in md if "miou_without_prior" in r]
+        prior_pairs = [(r, i) for r, i in pairs if "miou_without_prior" in r and "miou_without_prior" in i]
+        nasa = {s: float(np.mean([unweighted(r) for r in mine
+                                  if r["dataset"] == "NASA-Super3" and r["split"] == s]))
                 for s in ("test", "different_test") if any(r["split"] == s for r in mine)}
-        plain = [r["miou_without_prior"] for r in md if "miou_without_prior" in r]
-        table.append({"start": name, "metaldam_miou_mean": float(np.mean([r["miou"] for r in md])),
-                      "metaldam_miou_without_prior_mean": float(np.mean(plain)) if plain else None,
-                      "metaldam_miou_std_over_folds": float(np.std([r["miou"] for r in md])),
-                      "metaldam_seed_means": [float(v) for v in seed_means],
-                      "folds": sorted({r["split"] for r in md}), "seeds": sorted(per_seed),
-                      "gain_over_imagenet_same_folds": float(np.mean(md_gains)) if md_gains else None,
-                      "nasa": {k: float(v) for k, v in nasa.items()},
-                      "gains_all": [float(g) for g in gains]})
+        nasa_prior = {s: float(np.mean([r["miou"] for r in mine if r["dataset"] == "NASA-Super3"
+                                        and r["split"] == s and "miou_without_prior" in r]))
+                      for s in ("test", "different_test")
+                      if any(r["split"] == s and "miou_without_prior" in r for r in mine)}
+        table.append({
+            "start": name, "folds": sorted({r["split"] for r in md}),
+            "seeds": sorted({r["seed"] for r in md}),
+            "metaldam_miou_mean": float(np.mean([unweighted(r) for r in md])),
+            "metaldam_miou_std_over_runs": float(np.std([unweighted(r) for r in md])),
+            "gain_over_imagenet": float(np.mean([unweighted(r) - unweighted(i) for r, i in pairs]))
+            if pairs else None,
+            "metaldam_miou_with_prior_mean": float(np.mean([r["miou"] for r in with_prior]))
+            if with_prior else None,
+            "seeds_with_prior": sorted({r["seed"] for r in with_prior}),
+            "gain_over_imagenet_with_prior": float(np.mean([r["miou"] - i["miou"] for r, i in prior_pairs]))
+            if prior_pairs else None,
+            "nasa": nasa, "nasa_with_prior": nasa_prior})
     return table
 
 
 def print_table(table: list[dict]) -> None:
-    print("\n| start | MetalDAM scribble mIoU (mean ± std over folds x seeds) | gain over ImageNet, same folds | NASA Super3 test | NASA different_test |")
-    print("|---|---|---|---|---|")
+    def pts(v):
+        return "–" if v is None else f"{100 * v:+.1f} pts"
+
+    def num(v):
+        return "–" if v is None else f"{v:.3f}"
+
+    print("\n| start | MetalDAM strokes mIoU, no class prior (mean ± std over folds x seeds) | gain over ImageNet | "
+          "with class prior (seeds) | gain over ImageNet | NASA test / different_test, no prior | with prior |")
+    print("|---|---|---|---|---|---|---|")
     for t in table:
-        gain = "–" if t["gain_over_imagenet_same_folds"] is None else f"{100 * t['gain_over_imagenet_same_folds']:+.1f} pts"
-        print(f"| {t['start']} | {t['metaldam_miou_mean']:.3f} ± {t['metaldam_miou_std_over_folds']:.3f} "
-              f"({len(t['folds'])} folds x {len(t['seeds'])} seeds) | {gain} | "
-              f"{t['nasa'].get('test', float('nan')):.3f} | {t['nasa'].get('different_test', float('nan')):.3f} |")
+        nasa = " / ".join(num(t["nasa"].get(s)) for s in ("test", "different_test"))
+        nasa_p = " / ".join(num(t["nasa_with_prior"].get(s)) for s in ("test", "different_test"))
+        print(f"| {t['start']} | {t['metaldam_miou_mean']:.3f} ± {t['metaldam_miou_std_over_runs']:.3f} "
+              f"({len(t['folds'])} folds x {len(t['seeds'])} seeds) | {pts(t['gain_over_imagenet'])} | "
+              f"{num(t['metaldam_miou_with_prior_mean'])} ({t['seeds_with_prior']}) | "
+              f"{pts(t['gain_over_imagenet_with_prior'])} | {nasa} | {nasa_p} |")
 
 
 def main(argv=None):

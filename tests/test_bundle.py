@@ -32,6 +32,9 @@ def test_round_trip_keeps_predictions_and_metadata(tmp_path, bundle, micrograph)
     np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-6)
     assert loaded.class_prior == bundle.class_prior
     assert loaded.predict_config(tta=True).class_prior == tuple(bundle.class_prior)
+    direct = predict_image(loaded.model, image, loaded.preprocess, loaded.predict_config(),
+                           info_band=0)
+    np.testing.assert_array_equal(loaded.predict(image, info_band=0).labels, direct.labels)
 
 
 def test_class_prior_of_the_wrong_length_is_refused(bundle):

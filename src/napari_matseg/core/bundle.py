@@ -15,7 +15,7 @@ import torch
 from .atomic import atomic_write
 from .errors import BundleError
 from .model import ModelConfig, SegmentationModel, build_model
-from .predict import PredictConfig
+from .predict import PredictConfig, Prediction, predict_image
 from .preprocess import PreprocessConfig
 
 FORMAT = "napari-matseg-bundle"
@@ -72,6 +72,14 @@ class ModelBundle:
         """Return the :class:`PredictConfig` for this model: ``options`` plus its class prior."""
         prior = tuple(self.class_prior) if self.class_prior is not None else None
         return PredictConfig(**{"class_prior": prior, **options})
+
+    def predict(self, image, info_band: int | str | None = "auto", pixel_size: float | None = None,
+                device: str | torch.device = "cpu", **options) -> "Prediction":
+        """Return the :class:`Prediction` of this model for a raw micrograph, with its
+        preprocessing and class prior (``options`` go to :class:`PredictConfig`)."""
+        return predict_image(self.model.to(device), image, self.preprocess,
+                             self.predict_config(**options), info_band, device,
+                             pixel_size=pixel_size)
 
     def save(self, path: str | Path) -> Path:
         """Write the bundle atomically to ``path`` and return it."""
