@@ -60,20 +60,27 @@ class UNetMethod:
     """napari-matseg's fine-tuning, from ImageNet weights or from a pretrained bundle."""
 
     def __init__(self, config: FinetuneConfig, pretrained=None, name: str = "matseg",
-                 encoder_weights: str | None = "imagenet"):
+                 encoder_weights: str | None = "imagenet", encoder_only: bool = False):
         self.config = config
         self.pretrained = pretrained
         self.name = name
         self.encoder_weights = encoder_weights
+        self.encoder_only = encoder_only  # take only the pretrained encoder; fresh decoder
 
     def fit(self, image, scribbles, num_classes, pixel_size=None):
         t = time.perf_counter()
         model = None
-        if self.pretrained is None and self.encoder_weights != "imagenet":
+        pretrained = self.pretrained
+        torch.manual_seed(self.config.seed)  # new layers start the same way for a given seed
+        if pretrained is None and self.encoder_weights != "imagenet":
             model, _ = build_model(ModelConfig(num_classes=num_classes),
                                    encoder_weights=self.encoder_weights)
+        if pretrained is not None and self.encoder_only:
+            model, _ = build_model(ModelConfig(num_classes=num_classes), encoder_weights=None)
+            model.encoder.load_state_dict(pretrained.model.encoder.state_dict())
+            pretrained = None
         tuner = Finetuner(image, scribbles, num_classes=num_classes, model=model, config=self.config,
-                          info_band=0, pretrained=self.pretrained, pixel_size=pixel_size)
+                          info_band=0, pretrained=pretrained, pixel_size=pixel_size)
         self.model = tuner.train()
         self.preprocess = tuner.preprocess
         self.class_prior = tuple(tuner.class_prior)
