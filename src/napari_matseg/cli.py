@@ -281,22 +281,20 @@ def _phase_row(name, labels, class_names):
 
 
 def cmd_predict(args) -> int:
-    from .core import list_images, load_bundle, predict_image, read_image, write_labels
+    from .core import list_images, load_bundle, read_image, write_labels
     from .core.device import pick_device
 
     bundle = load_bundle(args.model, expect="segmentation")
     files = list_images(args.inputs)
     device = pick_device(args.device)
-    bundle.model.to(device)
     args.output.mkdir(parents=True, exist_ok=True)
-    config = bundle.predict_config(tile=args.tile, tta=args.tta, keep_probabilities=False)
     rows, failed = [], 0
     bar = _progress(len(files), "predicting", "image")
     for path in files:
         try:
             image = read_image(path)
-            pred = predict_image(bundle.model, image, bundle.preprocess, config, args.info_band, device,
-                                 pixel_size=args.pixel_size)
+            pred = bundle.predict(image, args.info_band, args.pixel_size, device, tile=args.tile,
+                                  tta=args.tta, keep_probabilities=False)
         except MatsegError as exc:
             failed += 1
             print(f"skipped {exc}", file=sys.stderr)
@@ -320,15 +318,13 @@ def cmd_predict(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .core import (InputError, confusion_matrix, load_bundle, predict_image,
-                       read_image, read_labels, score)
+    from .core import InputError, confusion_matrix, load_bundle, read_image, read_labels, score
     from .core.device import pick_device
 
     if len(args.images) != len(args.labels):
         raise InputError(f"{len(args.images)} images but {len(args.labels)} label images")
     bundle = load_bundle(args.model, expect="segmentation")
     device = pick_device(args.device)
-    bundle.model.to(device)
     k = len(bundle.class_names)
     cm = np.zeros((k, k), np.int64)
     for img_path, lab_path in zip(args.images, args.labels):
@@ -338,9 +334,8 @@ def cmd_evaluate(args) -> int:
                 image = image[: truth.shape[0], : truth.shape[1]]
             else:
                 raise InputError(f"{lab_path}: labels {truth.shape} larger than image {image.shape}")
-        pred = predict_image(bundle.model, image, bundle.preprocess,
-                             bundle.predict_config(keep_probabilities=False), args.info_band, device,
-                             pixel_size=args.pixel_size)
+        pred = bundle.predict(image, args.info_band, args.pixel_size, device,
+                              keep_probabilities=False)
         t = truth if args.zero_based else truth - 1
         band = np.zeros(truth.shape, bool)
         band[pred.content_rows:] = True
