@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_matseg.core.finetune import FinetuneConfig, Finetuner
+from napari_matseg.core.finetune import FinetuneConfig, Finetuner, start_from_pretrained
 from napari_matseg.core.imageio import read_image, read_labels
 from napari_matseg.core.metrics import confusion_matrix, score
 from napari_matseg.core.model import ModelConfig, build_model
@@ -60,12 +60,12 @@ class UNetMethod:
     """napari-matseg's fine-tuning, from ImageNet weights or from a pretrained bundle."""
 
     def __init__(self, config: FinetuneConfig, pretrained=None, name: str = "matseg",
-                 encoder_weights: str | None = "imagenet", encoder_only: bool = False):
+                 encoder_weights: str | None = "imagenet", keep_decoder: bool = False):
         self.config = config
         self.pretrained = pretrained
         self.name = name
         self.encoder_weights = encoder_weights
-        self.encoder_only = encoder_only  # take only the pretrained encoder; fresh decoder
+        self.keep_decoder = keep_decoder  # hand over the pretrained decoder too
 
     def fit(self, image, scribbles, num_classes, pixel_size=None):
         t = time.perf_counter()
@@ -75,9 +75,8 @@ class UNetMethod:
         if pretrained is None and self.encoder_weights != "imagenet":
             model, _ = build_model(ModelConfig(num_classes=num_classes),
                                    encoder_weights=self.encoder_weights)
-        if pretrained is not None and self.encoder_only:
-            model, _ = build_model(ModelConfig(num_classes=num_classes), encoder_weights=None)
-            model.encoder.load_state_dict(pretrained.model.encoder.state_dict())
+        if pretrained is not None and self.keep_decoder:
+            model = start_from_pretrained(pretrained, num_classes, keep_decoder=True)
             pretrained = None
         tuner = Finetuner(image, scribbles, num_classes=num_classes, model=model, config=self.config,
                           info_band=0, pretrained=pretrained, pixel_size=pixel_size)

@@ -68,7 +68,7 @@ def pretrain(method: str, minutes: float, seed: int, out: Path, resume: bool = F
 
 
 def evaluate(name: str, bundle, folds: list[int], seeds: list[int], nasa: bool,
-             encoder_only: bool = False) -> list[dict]:
+             keep_decoder: bool = False) -> list[dict]:
     """Return the protocol's result rows for fine-tuning from one starting model."""
     rows = []
     use_folds = [f for f in folds if not (name.startswith("pscl") and f == 2)]
@@ -77,8 +77,8 @@ def evaluate(name: str, bundle, folds: list[int], seeds: list[int], nasa: bool,
         if name == "random":
             method = fewshot.UNetMethod(config, name=name, encoder_weights=None)
         else:
-            method = fewshot.UNetMethod(config, pretrained=bundle, encoder_only=encoder_only,
-                                        name=f"{name} (encoder only)" if encoder_only else name)
+            method = fewshot.UNetMethod(config, pretrained=bundle, keep_decoder=keep_decoder,
+                                        name=f"{name} (whole network)" if keep_decoder else name)
         for r in fewshot.metaldam_folds(use_folds, ["scribble"], [method], seed):
             rows.append({**r, "seed": seed})
         if nasa:
@@ -159,8 +159,8 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--no-nasa", action="store_true")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--encoder-only", action="store_true",
-                   help="fine-tune pretrained starts with their encoder only (a fresh decoder)")
+    p.add_argument("--whole-network", action="store_true",
+                   help="hand over the pretrained decoder too (the package takes only the encoder)")
     p.add_argument("--suffix", default="",
                    help="encoder file name suffix, e.g. --suffix=-60min writes encoders/matssl-60min.matseg")
     p.add_argument("--resume", action="store_true",
@@ -187,7 +187,7 @@ def main(argv=None):
                 bundle = load_bundle(ENCODERS / f"{name}.matseg", expect="pretrained")
             print(f"fine-tuning from {name}", flush=True)
             rows = evaluate(name, bundle, args.folds, args.seeds, not args.no_nasa,
-                            args.encoder_only and bundle is not None)
+                            args.whole_network and bundle is not None)
             fresh = {(r["method"], r["dataset"], r["split"], r["seed"]) for r in rows}
             rows = [r for r in report.get("runs", [])
                     if (r["method"], r["dataset"], r["split"], r.get("seed")) not in fresh] + rows

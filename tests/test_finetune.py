@@ -150,3 +150,4 @@ def test_pixel_size_is_recorded_and_warm_starts_rescale(micrograph, scribbles, f
     assert again.prepared.pixels.shape == (2 * image.shape[0], 2 * image.shape[1])
     with pytest.raises(InputError, match="pixel size"):
         Finetuner(image, scribbles, config=fast_config, info_band=0, pixel_size=0.0)
+

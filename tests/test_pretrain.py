@@ -222,6 +222,23 @@ def test_every_method_makes_a_starting_model_for_finetuning(method, pool, annota
                        encoder_state["conv_stem.weight"])  # the pretrained bundle is not modified
 
 
+def test_a_pretrained_start_hands_over_the_encoder_and_on_request_the_decoder(pool):
+    from napari_matseg.core.finetune import start_from_pretrained
+
+    bundle = Pretrainer(pool, tiny_config("sms")).to_bundle()
+    fresh = start_from_pretrained(bundle, 4)
+    kept = start_from_pretrained(bundle, 4, keep_decoder=True)
+    for model in (fresh, kept):
+        assert model.config.num_classes == 4 and model.head.out_channels == 4
+        for k, v in bundle.model.encoder.state_dict().items():
+            assert torch.equal(model.encoder.state_dict()[k], v), k
+    ours = bundle.model.decoder.state_dict()
+    assert all(torch.equal(kept.decoder.state_dict()[k], v) for k, v in ours.items())
+    conv = [k for k in ours if k.endswith("weight") and ours[k].ndim == 4]
+    assert not any(torch.equal(fresh.decoder.state_dict()[k], ours[k]) for k in conv)
+    assert bundle.model.config.num_classes != 4  # the bundle itself is untouched
+
+
 def test_pscl_without_scribbles_is_a_clear_error(pool):
     with pytest.raises(InputError, match="scribbles"):
         Pretrainer(pool, tiny_config("pscl"))
