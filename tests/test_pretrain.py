@@ -218,6 +218,7 @@ def test_every_method_makes_a_starting_model_for_finetuning(method, pool, annota
                        encoder_state["conv_stem.weight"])
     tuner.train()
     assert tuner.provenance["pretraining_method"] == method
+    assert tuner.provenance["pretrained_transfer"] == "encoder"
     assert torch.equal(bundle.model.encoder.state_dict()["conv_stem.weight"],
                        encoder_state["conv_stem.weight"])  # the pretrained bundle is not modified
 

@@ -169,6 +169,7 @@ class Finetuner:
             method = pretrained.provenance.get("pretraining_method", "unknown")
             self.provenance["encoder_weights"] = f"pretrained ({method})"
             self.provenance["pretraining_method"] = method
+            self.provenance["pretrained_transfer"] = "encoder"
             self.provenance["pretrained"] = {k: pretrained.provenance.get(k) for k in (
                 "images", "images_sha256", "steps", "seconds", "seed", "package_version")}
         if model is None:
