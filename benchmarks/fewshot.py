@@ -21,7 +21,6 @@ from napari_matseg.core.finetune import FinetuneConfig, Finetuner, start_from_pr
 from napari_matseg.core.imageio import read_image, read_labels
 from napari_matseg.core.metrics import confusion_matrix, score
 from napari_matseg.core.model import ModelConfig, build_model
-from napari_matseg.core.predict import PredictConfig, predict_image
 from napari_matseg.core.simulate import simulate_scribbles
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -80,18 +79,16 @@ class UNetMethod:
             pretrained = None
         tuner = Finetuner(image, scribbles, num_classes=num_classes, model=model, config=self.config,
                           info_band=0, pretrained=pretrained, pixel_size=pixel_size)
-        self.model = tuner.train()
-        self.preprocess = tuner.preprocess
-        self.class_prior = tuple(tuner.class_prior)
+        tuner.train()
+        self.bundle = tuner.to_bundle()
         self.info = {k: tuner.provenance[k] for k in ("steps", "best_step", "stop_reason")}
         self.fit_seconds = time.perf_counter() - t
         return self.fit_seconds
 
     def predict(self, image, tta=False, pixel_size=None, prior=True):
-        config = PredictConfig(keep_probabilities=False, tta=tta,
-                               class_prior=self.class_prior if prior else None)
-        pred = predict_image(self.model, image, self.preprocess, config, info_band=0,
-                             pixel_size=pixel_size)
+        options = {} if prior else {"class_prior": None}
+        pred = self.bundle.predict(image, 0, pixel_size, tta=tta, keep_probabilities=False,
+                                   **options)
         return pred.labels - 1
 
 
@@ -156,7 +153,7 @@ def run_split(method, train_image, train_labels, test_pairs, num_classes, miou_c
     s = score(cm, miou_classes)
     extra = ({"miou_flip_tta": score(cm_tta, miou_classes).miou,
               "miou_without_prior": score(cm_plain, miou_classes).miou,
-              "class_prior": list(method.class_prior)} if with_tta else {})
+              "class_prior": list(method.bundle.class_prior)} if with_tta else {})
     return {**extra, "miou": s.miou, "iou": s.iou.tolist(), "fraction_error": s.fraction_error.tolist(),
             "accuracy": s.accuracy, "confusion": cm.tolist(), "fit_seconds": fit_s,
             "predict_seconds_per_image": float(np.mean(pred_s)), "miou_per_image": per_image,
