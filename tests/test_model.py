@@ -43,3 +43,23 @@ def test_logits_match_input_size_for_any_shape(encoder, shape):
 def test_at_least_two_classes():
     with pytest.raises(ValueError):
         build_model(ModelConfig(num_classes=1), encoder_weights=None)
+
+
+def test_fast_layout_is_channels_last_on_cpu_with_the_same_outputs():
+    from napari_matseg.core.device import fast_layout
+
+    torch.manual_seed(0)
+    model, _ = build_model(ModelConfig(num_classes=3), encoder_weights=None)
+    model.eval()
+    x = torch.randn(2, 1, 64, 64)
+    with torch.no_grad():
+        before = model(x)
+        fast = fast_layout(model, torch.device("cpu"))
+        after = fast(fast_layout(x, torch.device("cpu")))
+    convs = [m for m in fast.modules() if isinstance(m, torch.nn.Conv2d) and m.weight.shape[1] > 1
+             and m.kernel_size != (1, 1)]
+    assert convs and all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
+    assert not convs[0].weight.is_contiguous()
+    torch.testing.assert_close(after, before, atol=1e-4, rtol=1e-4)
+    other = torch.randn(2, 3, 8, 8)
+    assert fast_layout(other, torch.device("mps")) is other

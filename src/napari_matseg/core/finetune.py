@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .augment import AugmentConfig
-from .device import pick_device, seed_everything
+from .device import fast_layout, pick_device, seed_everything
 from .errors import InputError
 from .imageio import to_grey
 from .model import ModelConfig, SegmentationModel, build_model
@@ -263,7 +263,7 @@ class Finetuner:
         With ``preview`` each ``"eval"`` event carries the current class map of the image.
         """
         cfg = self.config
-        model = self.model.to(self.device)
+        model = fast_layout(self.model.to(self.device), self.device)
         model.train()
         if cfg.freeze_encoder_bn:
             _set_encoder_bn_eval(model)
@@ -291,7 +291,8 @@ class Finetuner:
                 for group, base_lr in zip(opt.param_groups, base_lrs):
                     group["lr"] = base_lr * warmup_cosine(progress)
                 batch = sampler.sample(cfg.batch_size)
-                x, y = batch.images.to(self.device), batch.targets.to(self.device)
+                x = fast_layout(batch.images.to(self.device), self.device)
+                y = batch.targets.to(self.device)
                 with torch.autocast(self.device.type, enabled=use_amp):
                     logits = model(x)
                 loss = self._loss(logits, y)

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .device import fast_layout
 from .preprocess import PreparedImage, PreprocessConfig, prepare_image, resize_to, standardise
 
 
@@ -113,8 +114,8 @@ def predict_tiled(model, pixels: np.ndarray, config: PredictConfig | None = None
     ``progress(done, total)`` is called after each tile.
     """
     config = config or PredictConfig()
-    model.eval()
     device = torch.device(device)
+    model = fast_layout(model, device).eval()
     stride = getattr(model, "stride", 32)
     height, width = pixels.shape
     tile = max(stride, config.tile - config.tile % stride)
@@ -137,7 +138,7 @@ def predict_tiled(model, pixels: np.ndarray, config: PredictConfig | None = None
         for bstart in range(0, len(xs), config.batch_size):
             row_xs = xs[bstart:bstart + config.batch_size]
             crops = [_pad_to(image[y0:y0 + th, x0:x0 + tw][None, None], th, tw) for x0 in row_xs]
-            batch = standardise(torch.cat(crops)).to(device)
+            batch = fast_layout(standardise(torch.cat(crops)).to(device), device)
             with torch.autocast(device.type, enabled=device.type == "cuda"):
                 probs = _forward_probs(model, batch, config.tta).cpu().numpy()
             for p, x0 in zip(probs, row_xs):
