@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..device import fast_layout
 from ..model import SegmentationModel
 from .pool import MicrographPool
 
@@ -37,7 +38,7 @@ class PretrainMethod(nn.Module):
 
     def to_device(self, device: torch.device) -> "PretrainMethod":
         self.device = device
-        return self.to(device)
+        return fast_layout(self.to(device), device)
 
     def make_optimizer(self, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
