@@ -27,7 +27,9 @@ def test_finetune_predict_evaluate_end_to_end(files, capsys, monkeypatch):
     assert main(["finetune", str(files / "img.png"), str(files / "strokes.png"), "-o", str(model),
                  "--classes", "smooth", "lamellar", "speckled", "--steps", "30", "--device", "cpu",
                  "--pixel-size", "0.05"]) == 0
-    assert "saved" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "saved" in captured.out
+    assert "warning: trained only 30 steps" in captured.err
     assert load_bundle(model).class_names == ["smooth", "lamellar", "speckled"]
     assert load_bundle(model).preprocess.pixel_size == 0.05
 

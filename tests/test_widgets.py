@@ -85,7 +85,9 @@ def test_train_preview_and_phase_table(viewer_with_image, qtbot, fast_training, 
     with qtbot.waitSignal(worker.finished, timeout=60_000):
         pass
     qtbot.waitUntil(lambda: train.save_button.isEnabled(), timeout=5000)
-    assert not errors
+    # a 5-second run is too short to trust, and the widget says so (nothing else goes wrong)
+    assert len(errors) == 1 and "trained model looks unreliable: trained only" in errors[0]
+    assert "Check before trusting it: trained only" in train.status.text()
     preview = viewer.layers["steel prediction"]
     assert [c["name"] for c in preview.metadata[CLASSES_KEY]] == names
     assert set(np.unique(preview.data)) <= {1, 2, 3}
@@ -267,7 +269,7 @@ def test_pretrain_widget_feeds_the_train_widget(viewer_with_image, qtbot, monkey
     with qtbot.waitSignal(worker.finished, timeout=60_000):
         pass
     qtbot.waitUntil(lambda: train.save_button.isEnabled(), timeout=5000)
-    assert not errors
+    assert not [e for e in errors if "looks unreliable: trained only" not in e]
     assert train.model_entry.bundle.provenance["pretraining_method"] == "sms"
 
 

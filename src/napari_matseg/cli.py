@@ -213,6 +213,9 @@ def cmd_finetune(args) -> int:
     reason = done.reason if done else "interrupted"
     print(f"saved {args.output} ({tuner.provenance.get('steps', tuner.steps_done)} steps, best at "
           f"step {tuner.best_step}, stopped by {reason})")
+    if tuner.class_prior is not None:
+        for warning in tuner.diagnose(names).warnings:
+            print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

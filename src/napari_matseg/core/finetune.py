@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from .augment import AugmentConfig
 from .device import fast_layout, pick_device, seed_everything
+from .diagnosis import TrainingDiagnosis, diagnose_training
 from .errors import InputError
 from .imageio import to_grey
 from .model import ModelConfig, SegmentationModel, build_model
@@ -68,7 +69,8 @@ class TrainingEvent:
 
     ``kind`` is ``"step"`` (after each optimiser step), ``"eval"`` (after a validation pass;
     ``preview`` then holds the class map 1..K of the image, when previews were requested) or
-    ``"done"`` (``reason`` says why: budget, plateau, stopped).
+    ``"done"`` (``reason`` says why: budget, plateau, stopped; ``diagnosis`` holds the kept
+    model's self-check, with warnings when it looks unreliable).
     """
 
     kind: str
@@ -81,6 +83,7 @@ class TrainingEvent:
     best_step: int | None = None
     preview: np.ndarray | None = None
     reason: str | None = None
+    diagnosis: TrainingDiagnosis | None = None
 
 
 def array_digest(array: np.ndarray) -> str:
@@ -189,6 +192,7 @@ class Finetuner:
                                                       self.config.balance_power))
         self.best_state: dict | None = None
         self.class_prior: list[float] | None = None
+        self.best_recall: dict[int, float] = {}
         self.best_step = 0
         self.steps_done = 0
         self.history: list[tuple[int, float, float, float]] = []
@@ -215,8 +219,10 @@ class Finetuner:
                 loss = loss + self.config.entropy_weight * entropy[unpainted].mean()
         return loss
 
-    def _evaluate(self, want_preview: bool) -> tuple[float, float, np.ndarray | None]:
-        """Return loss and balanced accuracy on held-out strokes (or all strokes), and a preview.
+    def _evaluate(self, want_preview: bool
+                  ) -> tuple[float, float, dict[int, float], np.ndarray | None]:
+        """Return loss, balanced accuracy and recall per painted class (1..K) on held-out strokes
+        (or all strokes), and a preview.
 
         Balanced accuracy (mean recall over painted classes) decides which weights are kept:
         the loss on thin held-out strokes rises with confidence long before accuracy falls.
@@ -234,12 +240,12 @@ class Finetuner:
         nll = -np.log(p[target, np.arange(target.size)])
         loss = float((nll * w).sum() / max(w.sum(), 1e-9))
         hits = p.argmax(axis=0) == target
-        recall = [hits[target == c].mean() for c in np.unique(target)]
-        accuracy = float(np.mean(recall))
+        recall = {int(c) + 1: float(hits[target == c].mean()) for c in np.unique(target)}
+        accuracy = float(np.mean(list(recall.values())))
         preview = None
         if want_preview:
             preview = self._map_back(probs.argmax(axis=0) + 1)
-        return loss, accuracy, preview
+        return loss, accuracy, recall, preview
 
     def _class_prior(self) -> list[float]:
         """Return the class fractions the trained model finds in the whole training image: the
@@ -310,11 +316,12 @@ class Finetuner:
                 if step % cfg.eval_every == 0 or step == cfg.first_eval or last:
                     want = preview and (cfg.preview_every is None or step % cfg.preview_every == 0
                                         or last)
-                    val, acc, prev = self._evaluate(want)
+                    val, acc, recall, prev = self._evaluate(want)
                     self.history.append((step, loss_ema, val, acc))
                     if acc - 1e-3 * val > best:
                         best, best_val, stale, self.best_step = acc - 1e-3 * val, val, 0, step
                         self.best_state = copy.deepcopy(model.state_dict())
+                        self.best_recall = recall
                     else:
                         stale += 1
                     yield TrainingEvent("eval", step, cfg.max_steps, loss_ema,
@@ -340,7 +347,15 @@ class Finetuner:
                                 "device": self.device.type, "seed": cfg.seed})
         yield TrainingEvent("done", step, cfg.max_steps, loss_ema or 0.0,
                             time.perf_counter() - start, best_val, None, self.best_step,
-                            reason=reason)
+                            reason=reason, diagnosis=self.diagnose())
+
+    def diagnose(self, class_names: list[str] | None = None) -> TrainingDiagnosis:
+        """Return the finished model's self-check (held-out recall per class, class shares in
+        the training image) with a warning for each sign that it should not be trusted yet."""
+        return diagnose_training(self.provenance.get("steps", self.steps_done), self.config.min_steps,
+                                 self.provenance.get("stop_reason", "stopped"), self.best_recall,
+                                 self.class_prior or [], bool((self.val_labels > 0).any()),
+                                 class_names)
 
     def train(self) -> SegmentationModel:
         """Run to completion without reporting and return the trained model."""
@@ -356,5 +371,7 @@ class Finetuner:
 
         provenance = {**self.provenance, "package_version": __version__,
                       "finetune": self.config.to_dict()}
+        if self.class_prior is not None:
+            provenance["diagnosis"] = self.diagnose(class_names).to_dict()
         return ModelBundle(self.model.cpu(), list(class_names or []), list(class_colours or []),
                            self.preprocess, provenance, class_prior=self.class_prior)

@@ -266,9 +266,15 @@ class AnnotateTrainWidget(QWidget):
         self.models.select(self.model_entry.name)
         self.save_button.setEnabled(True)
         p = tuner.provenance
-        self.status.setText(f"done: {p.get('steps')} steps in {p.get('seconds', 0):.0f} s, best at "
-                            f"step {tuner.best_step} ({p.get('stop_reason')}). Paint more and Train "
-                            "again to continue from this model.")
+        text = (f"done: {p.get('steps')} steps in {p.get('seconds', 0):.0f} s, best at step "
+                f"{tuner.best_step} ({p.get('stop_reason')}). Paint more and Train again to "
+                "continue from this model.")
+        diagnosis = tuner.diagnose(names)
+        if diagnosis.warnings:
+            text += "\nCheck before trusting it: " + "; ".join(diagnosis.warnings) + "."
+            show_warning("napari-matseg: the trained model looks unreliable: "
+                         + "; ".join(diagnosis.warnings))
+        self.status.setText(text)
 
     def save_model(self, path: str | None = None):
         """Write the current model as a bundle (asks for a file when ``path`` is None)."""
