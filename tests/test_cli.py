@@ -65,6 +65,7 @@ def test_finetune_predict_evaluate_end_to_end(files, capsys, monkeypatch):
     assert main(["finetune", str(files / "img.png"), str(files / "strokes.png"), "-o",
                  str(files / "m2.matseg"), "--start", str(model), "--steps", "5"]) == 0
     assert load_bundle(files / "m2.matseg").provenance["warm_start"]["steps"] == 30
+    assert load_bundle(files / "m2.matseg").trained_steps == 35
 
 
 @pytest.mark.parametrize("argv, message", [

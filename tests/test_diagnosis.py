@@ -1,3 +1,4 @@
+import copy
 from dataclasses import replace
 
 import numpy as np
@@ -53,3 +54,20 @@ def test_a_model_stopped_after_a_few_steps_is_flagged(micrograph, scribbles, fas
     assert done.diagnosis.held_out is True
     assert any("trained only 3 steps" in w for w in done.diagnosis.warnings)
     assert np.isclose(sum(done.diagnosis.image_fractions), 1, atol=1e-4)
+
+
+def test_a_warm_start_counts_the_steps_its_model_had(trained, micrograph, scribbles, fast_config):
+    image, _ = micrograph
+    bundle = trained.to_bundle(NAMES)
+    assert bundle.trained_steps == 60
+    config = replace(fast_config, max_steps=45, min_steps=100)
+    tuner = Finetuner(image, scribbles, model=copy.deepcopy(bundle.model), config=config, info_band=0,
+                      steps_before=bundle.trained_steps)
+    tuner.train()
+    assert tuner.provenance["total_steps"] == 105
+    assert tuner.to_bundle(NAMES).trained_steps == 105
+    assert not any("trained only" in w for w in tuner.diagnose(NAMES).warnings)
+    fresh = Finetuner(image, scribbles, config=replace(config, max_steps=2), info_band=0,
+                      steps_before=500)  # no model given: nothing to continue, so not counted
+    fresh.train()
+    assert any("trained only 2 steps" in w for w in fresh.diagnose().warnings)

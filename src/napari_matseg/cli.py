@@ -190,7 +190,8 @@ def cmd_finetune(args) -> int:
     names = args.classes or (start.class_names if start else None)
     tuner = Finetuner(image, labels, num_classes=len(names) if names else None, model=model,
                       config=config, preprocess=preprocess, model_config=model_config,
-                      info_band=args.info_band, pretrained=pretrained, pixel_size=args.pixel_size)
+                      info_band=args.info_band, pretrained=pretrained, pixel_size=args.pixel_size,
+                      steps_before=start.trained_steps if start else 0)
     bar = _progress(config.max_steps, "fine-tuning", "step")
     done = None
     try:

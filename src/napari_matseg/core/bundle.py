@@ -59,6 +59,14 @@ class ModelBundle:
             raise BundleError(f"the model has {n} classes but its class prior has "
                               f"{len(self.class_prior)} values")
 
+    @property
+    def trained_steps(self) -> int:
+        """Fine-tuning steps behind this model, warm starts included (0 for a pretrained start):
+        what a further fine-tune from it passes as ``steps_before``."""
+        if self.kind != "segmentation":
+            return 0
+        return int(self.provenance.get("total_steps", self.provenance.get("steps", 0)) or 0)
+
     def metadata(self) -> dict:
         from .. import __version__
 

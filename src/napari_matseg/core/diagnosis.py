@@ -52,8 +52,9 @@ def diagnose_training(steps: int, min_steps: int, stop_reason: str, recall: dict
     """Return the diagnosis of a finished fine-tune, with a warning for each sign of a model
     that should not be trusted yet.
 
-    The signs: training ended (step or time budget, or Stop) before ``min_steps``, the number of
-    steps the recipe needs before its early stopping may act; a painted class whose strokes the model
+    The signs: training ended (step or time budget, or Stop) before ``min_steps`` in all (``steps``
+    counts the runs a warm-started model had before), the number of steps the recipe needs before
+    its early stopping may act; a painted class whose strokes the model
     mostly gets wrong (recall below ``min_recall``); one class covering most of the training
     image although several were painted (a collapsed model). Short budgets on slow machines
     produce exactly these models, and their predictions look plausible at a glance.
@@ -68,12 +69,11 @@ def diagnose_training(steps: int, min_steps: int, stop_reason: str, recall: dict
         if r < t.min_recall:
             warnings.append(f"the model labels only {r:.0%} of the {where} of {_name(cls, class_names)} "
                             "correctly: paint more of it, where it differs from its neighbours")
-    painted = [c for c in recall]
-    if len(painted) >= 2 and image_fractions:
+    if len(recall) >= 2 and image_fractions:
         top = max(range(len(image_fractions)), key=image_fractions.__getitem__)
         share = image_fractions[top]
         if share > t.max_single_class_fraction:
             warnings.append(f"the model labels {share:.0%} of its training image as "
-                            f"{_name(top + 1, class_names)} although {len(painted)} classes are "
+                            f"{_name(top + 1, class_names)} although {len(recall)} classes are "
                             "painted: it has collapsed to one class; train longer or paint more")
     return TrainingDiagnosis(steps, dict(recall), list(image_fractions), held_out, warnings)

@@ -132,15 +132,18 @@ class Finetuner:
     """Fine-tunes ``model`` (or a new ImageNet-initialised one) on the strokes in ``labels``.
 
     ``labels`` follows napari's convention: 0 unpainted, 1..K classes. Pass the model of an
-    earlier run to continue from it (warm start) after painting more strokes.
+    earlier run to continue from it (warm start) after painting more strokes, with
+    ``steps_before`` the steps it was trained for (its bundle's ``total_steps``), so the
+    self-check counts them.
     """
 
     def __init__(self, image: np.ndarray, labels: np.ndarray, num_classes: int | None = None,
                  model: SegmentationModel | None = None, config: FinetuneConfig | None = None,
                  preprocess: PreprocessConfig | None = None, model_config: ModelConfig | None = None,
                  info_band: int | str | None = "auto", pretrained: "ModelBundle | None" = None,
-                 pixel_size: float | None = None):
+                 pixel_size: float | None = None, steps_before: int = 0):
         self.config = config or FinetuneConfig()
+        self.steps_before = int(steps_before) if model is not None else 0
         self.preprocess = copy.deepcopy(preprocess) if preprocess is not None else PreprocessConfig()
         if check_pixel_size(pixel_size) is not None:
             if self.preprocess.pixel_size is None:
@@ -341,7 +344,8 @@ class Finetuner:
                 model.load_state_dict(self.best_state)
             model.eval()
         self.class_prior = self._class_prior()
-        self.provenance.update({"steps": step, "best_step": self.best_step,
+        self.provenance.update({"steps": step, "total_steps": self.steps_before + step,
+                                "best_step": self.best_step,
                                 "best_val_loss": best_val, "stop_reason": reason,
                                 "seconds": round(time.perf_counter() - start, 2),
                                 "device": self.device.type, "seed": cfg.seed})
@@ -352,7 +356,8 @@ class Finetuner:
     def diagnose(self, class_names: list[str] | None = None) -> TrainingDiagnosis:
         """Return the finished model's self-check (held-out recall per class, class shares in
         the training image) with a warning for each sign that it should not be trusted yet."""
-        return diagnose_training(self.provenance.get("steps", self.steps_done), self.config.min_steps,
+        steps = self.steps_before + self.provenance.get("steps", self.steps_done)
+        return diagnose_training(steps, self.config.min_steps,
                                  self.provenance.get("stop_reason", "stopped"), self.best_recall,
                                  self.class_prior or [], bool((self.val_labels > 0).any()),
                                  class_names)

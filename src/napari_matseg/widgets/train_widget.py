@@ -223,7 +223,8 @@ class AnnotateTrainWidget(QWidget):
             preprocess = start.preprocess if start is not None else None
             pretrained = start if start is not None and start.kind == "pretrained" else None
             return Finetuner(image, labels, num_classes=len(classes), model=model, config=config,
-                             preprocess=preprocess, info_band=band, pretrained=pretrained)
+                             preprocess=preprocess, info_band=band, pretrained=pretrained,
+                             steps_before=start.trained_steps if model is not None else 0)
 
         from .workers import train_job
 
