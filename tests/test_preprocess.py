@@ -42,6 +42,20 @@ def test_normaliser_maps_percentiles_and_rejects_constant_images():
         PercentileNormalizer()(np.full((10, 10), 7, np.uint8))
 
 
+def test_quartile_normaliser_is_not_moved_by_a_dark_crack():
+    rng = np.random.default_rng(0)
+    grains = rng.normal(100, 10, (200, 200))
+    cracked = grains.copy()
+    cracked[:30] = 5  # 15 % of the image is a crack
+    quartiles = PercentileNormalizer(25, 75, low_value=0.25, high_value=0.75)
+    a, b = quartiles(grains), quartiles(cracked)
+    assert abs(np.percentile(a, 25) - 0.25) < 1e-3 and abs(np.percentile(a, 75) - 0.75) < 1e-3
+    assert abs(np.median(a[30:]) - np.median(b[30:])) < 0.1
+    assert b[:30].max() == -0.25  # the crack sits at the clip
+    default = PercentileNormalizer()
+    assert abs(np.median(default(grains)[30:]) - np.median(default(cracked)[30:])) > 0.1
+
+
 def test_8_and_16_bit_versions_of_an_image_prepare_alike():
     image, _ = voronoi_micrograph((64, 64), seed=0)
     a = prepare_image(image, PreprocessConfig(), info_band=0).pixels
