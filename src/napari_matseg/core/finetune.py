@@ -356,8 +356,7 @@ class Finetuner:
     def diagnose(self, class_names: list[str] | None = None) -> TrainingDiagnosis:
         """Return the finished model's self-check (held-out recall per class, class shares in
         the training image) with a warning for each sign that it should not be trusted yet."""
-        steps = self.steps_before + self.provenance.get("steps", self.steps_done)
-        return diagnose_training(steps, self.config.min_steps,
+        return diagnose_training(self.steps_before + self.steps_done, self.config.min_steps,
                                  self.provenance.get("stop_reason", "stopped"), self.best_recall,
                                  self.class_prior or [], bool((self.val_labels > 0).any()),
                                  class_names)

@@ -224,7 +224,7 @@ class AnnotateTrainWidget(QWidget):
             pretrained = start if start is not None and start.kind == "pretrained" else None
             return Finetuner(image, labels, num_classes=len(classes), model=model, config=config,
                              preprocess=preprocess, info_band=band, pretrained=pretrained,
-                             steps_before=start.trained_steps if model is not None else 0)
+                             steps_before=start.trained_steps if start is not None else 0)
 
         from .workers import train_job
 
@@ -270,11 +270,10 @@ class AnnotateTrainWidget(QWidget):
         text = (f"done: {p.get('steps')} steps in {p.get('seconds', 0):.0f} s, best at step "
                 f"{tuner.best_step} ({p.get('stop_reason')}). Paint more and Train again to "
                 "continue from this model.")
-        diagnosis = tuner.diagnose(names)
-        if diagnosis.warnings:
-            text += "\nCheck before trusting it: " + "; ".join(diagnosis.warnings) + "."
-            show_warning("napari-matseg: the trained model looks unreliable: "
-                         + "; ".join(diagnosis.warnings))
+        warnings = "; ".join(tuner.diagnose(names).warnings)
+        if warnings:
+            text += f"\nCheck before trusting it: {warnings}."
+            show_warning(f"napari-matseg: the trained model looks unreliable: {warnings}")
         self.status.setText(text)
 
     def save_model(self, path: str | None = None):
