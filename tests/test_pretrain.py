@@ -79,6 +79,30 @@ def test_matssl_gates_receive_gradients_and_move(pool):
     assert trainer.steps_done == 3
 
 
+def _matssl_views(pool, device, on_device):
+    cfg = tiny_config("matssl", seed=3)
+    cfg.matssl.views_on_device = on_device
+    trainer = Pretrainer(pool, cfg)
+    trainer.method.to_device(torch.device(device))
+    return trainer.method.sample()
+
+
+def test_matssl_views_drawn_on_the_device_equal_those_drawn_from_the_pool(pool):
+    a1, a2 = _matssl_views(pool, "cpu", True)
+    b1, b2 = _matssl_views(pool, "cpu", False)
+    assert torch.equal(a1, b1) and torch.equal(a2, b2)
+    assert not torch.equal(a1, a2)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_matssl_views_are_drawn_on_the_gpu(pool):
+    on_gpu = _matssl_views(pool, "cuda", True)
+    on_cpu = _matssl_views(pool, "cuda", False)
+    assert all(v.is_cuda for v in on_gpu) and not any(v.is_cuda for v in on_cpu)
+    for g, c in zip(on_gpu, on_cpu):
+        assert torch.allclose(g.cpu(), c, atol=5e-3)  # TF32 convolutions
+
+
 def test_view_correspondence_maps_cells_to_the_same_source_pixels():
     size, stride = 64, 16
     source = torch.arange(size * size, dtype=torch.float32).view(1, 1, size, size)
@@ -122,6 +146,26 @@ def test_greedy_match_never_reuses_a_cell():
     sim = torch.tensor([[0.9, 0.8, 0.1], [0.95, 0.2, 0.3]])
     match = greedy_match(sim)
     assert match.tolist() == [1, 0]
+
+
+def _greedy_reference(sim):
+    sim, match = sim.clone(), {}
+    while len(match) < sim.shape[0]:
+        r, c = divmod(int(sim.argmax()), sim.shape[1])
+        match[r] = c
+        sim[r, :], sim[:, c] = -np.inf, -np.inf
+    return [match[r] for r in range(len(match))]
+
+
+def test_greedy_match_of_a_batch_equals_crop_by_crop_matching():
+    sim = torch.randn(5, 7, 30, generator=torch.Generator().manual_seed(1))
+    batched = greedy_match(sim)
+    assert batched.shape == (5, 7)
+    for crop in range(5):
+        assert batched[crop].tolist() == _greedy_reference(sim[crop])
+        assert len(set(batched[crop].tolist())) == 7
+    with pytest.raises(ValueError, match="distinct cells"):
+        greedy_match(torch.zeros(2, 4, 3))
 
 
 def test_pscl_matched_cells_carry_the_right_class_well_above_chance():

@@ -92,7 +92,7 @@ def pool_digest(pool: MicrographPool) -> str:
     h = hashlib.sha256()
     for image in pool.images:
         h.update(str(tuple(image.shape)).encode())
-        h.update(image.numpy().tobytes())
+        h.update(image.cpu().numpy().tobytes())
     return h.hexdigest()[:16]
 
 

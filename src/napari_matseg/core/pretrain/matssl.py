@@ -32,6 +32,7 @@ class MatSSLConfig:
     aspect: tuple[float, float] = (3 / 4, 4 / 3)
     horizontal_flip: float = 0.5
     jitter: GreyJitterConfig = field(default_factory=GreyJitterConfig)
+    views_on_device: bool = True
 
 
 class GatedFeatureFusion(nn.Module):
@@ -77,6 +78,16 @@ class MatSSL(PretrainMethod):
         self.options: MatSSLConfig = config.matssl
         self.fusion = GatedFeatureFusion(model.encoder.feature_info.channels(),
                                          self.options.projection_dim)
+        self._view_images: list[torch.Tensor] | None = None
+
+    def to_device(self, device: torch.device) -> "MatSSL":
+        """Move the method to ``device``; with ``views_on_device`` also a copy of the pool's
+        images, so views are cut and jittered there (on a GPU, drawing 256 pairs on the CPU
+        takes longer than the step)."""
+        super().to_device(device)
+        if self.options.views_on_device:
+            self._view_images = [image.to(device) for image in self.pool.images]
+        return self
 
     def make_optimizer(self, params, lr, weight_decay):
         return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
@@ -90,7 +101,8 @@ class MatSSL(PretrainMethod):
             h, w = self.pool.shape(index)
             side = min(opts.region, h, w)
             boxes = random_resized_boxes((top, left, side), 2, self.rng, opts.min_area, opts.aspect)
-            views = resized_crops(self.pool.images[index], boxes, size)
+            images = self._view_images or self.pool.images
+            views = resized_crops(images[index], boxes, size)
             for j in range(2):
                 if self.rng.random() < opts.horizontal_flip:
                     views[j] = views[j].flip(-1)

@@ -104,8 +104,8 @@ def resized_crops(image: torch.Tensor, boxes: np.ndarray, out_size: int) -> torc
     theta[:, 1, 1] = bh / h
     theta[:, 0, 2] = (left + bw / 2) / w * 2 - 1
     theta[:, 1, 2] = (top + bh / 2) / h * 2 - 1
-    grids = F.affine_grid(torch.from_numpy(theta), [len(boxes), 1, out_size, out_size],
-                          align_corners=False)
+    grids = F.affine_grid(torch.from_numpy(theta).to(image.device),
+                          [len(boxes), 1, out_size, out_size], align_corners=False)
     return F.grid_sample(image.expand(len(boxes), -1, -1, -1), grids, mode="bilinear",
                          padding_mode="reflection", align_corners=False)
 

@@ -11,6 +11,8 @@ classes. Loss: 0.3 x image-level NT-Xent + 0.7 x the mean of the dense losses, t
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -70,28 +72,41 @@ def purest_cells(classes: torch.Tensor, purity: torch.Tensor, painted: torch.Ten
 
 def greedy_match(similarity: torch.Tensor) -> torch.Tensor:
     """Return, for each row (anchor), the column (cell) it claims: repeatedly the most similar
-    free pair, so no cell is claimed twice (needs at least as many columns as rows)."""
-    sim = similarity.detach().clone().float()
-    rows, cols = sim.shape
+    free pair, so no cell is claimed twice (needs at least as many columns as rows).
+
+    ``similarity`` is anchors x cells, or a batch (crops x anchors x cells) matched crop by crop
+    in one pass per anchor, on the similarity's device and without reading back to the host.
+    """
+    sim = similarity.detach().float().clone()
+    single = sim.dim() == 2
+    if single:
+        sim = sim[None]
+    crops, rows, cols = sim.shape
     if cols < rows:
         raise ValueError(f"{rows} anchors cannot claim distinct cells among {cols}")
-    match = torch.empty(rows, dtype=torch.long)
+    match = torch.empty(crops, rows, dtype=torch.long, device=sim.device)
+    crop = torch.arange(crops, device=sim.device)
     for _ in range(rows):
-        flat = int(sim.argmax())
-        r, c = divmod(flat, cols)
-        match[r] = c
-        sim[r, :] = -float("inf")
-        sim[:, c] = -float("inf")
-    return match
+        flat = sim.flatten(1).argmax(dim=1)
+        r, c = flat // cols, flat % cols
+        match[crop, r] = c
+        sim[crop, r, :] = -float("inf")
+        sim[crop, :, c] = -float("inf")
+    return match[0] if single else match
 
 
-def view_correspondence(h: int, w: int, k: int, flip: bool) -> torch.Tensor:
-    """Return, for each flat cell of an h x w view, its flat index in the flipped/turned view."""
+@functools.lru_cache(maxsize=64)
+def _correspondence(h: int, w: int, k: int, flip: bool) -> torch.Tensor:
     grid = torch.arange(h * w).view(1, h, w)
     turned = flip_rot90(grid, k, flip).flatten()
     inverse = torch.empty_like(turned)
     inverse[turned] = torch.arange(turned.numel())
     return inverse
+
+
+def view_correspondence(h: int, w: int, k: int, flip: bool) -> torch.Tensor:
+    """Return, for each flat cell of an h x w view, its flat index in the flipped/turned view."""
+    return _correspondence(h, w, k, bool(flip)).clone()
 
 
 class PSCL(PretrainMethod):
@@ -195,18 +210,19 @@ class PSCL(PretrainMethod):
             a_crop = torch.tensor([a[0] for a in anchors], device=dev)
             a_cell = torch.tensor([a[1] for a in anchors], device=dev)
             a_cls = torch.tensor([a[2] for a in anchors], device=dev)
-            corr = [view_correspondence(h, w, *t).to(dev) for t in turns]
-            b_cell = torch.stack([corr[a[0]][a[1]] for a in anchors])
+            corr = torch.stack([_correspondence(h, w, k_, bool(f)) for k_, f in turns]).to(dev)
             za = first[a_crop, a_cell]
-            zb = second[a_crop, b_cell]
+            zb = second[a_crop, corr[a_crop, a_cell]]
             picked, picked_cls = [za, zb], [a_cls, a_cls]
-            anchors_n = F.normalize(za.detach(), dim=1)
-            for u in range(n_lab, n_all):
-                if h * w < len(anchors):
-                    break
-                match = greedy_match(anchors_n @ F.normalize(first[u].detach(), dim=1).t()).to(dev)
-                picked += [first[u, match], second[u, corr[u][match]]]
-                picked_cls += [a_cls, a_cls]
+            unlabelled = n_all - n_lab
+            if unlabelled and h * w >= len(anchors):
+                cells = F.normalize(first[n_lab:].detach(), dim=2)
+                sim = torch.einsum("ad,ucd->uac", F.normalize(za.detach(), dim=1), cells)
+                match = greedy_match(sim)
+                crop = torch.arange(unlabelled, device=dev)[:, None]
+                picked += [first[n_lab:][crop, match].flatten(0, 1),
+                           second[n_lab:][crop, corr[n_lab:].gather(1, match)].flatten(0, 1)]
+                picked_cls += [a_cls.repeat(unlabelled)] * 2
             loss = class_contrast(torch.cat(picked), torch.cat(picked_cls), opts.temperature)
             dense_losses.append(loss)
             logs[f"dense{stride}"] = float(loss.detach())
