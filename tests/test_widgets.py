@@ -207,6 +207,30 @@ def test_a_painted_layer_with_the_result_name_is_not_overwritten(viewer_with_ima
     assert layer.name == "steel prediction (matseg)"
 
 
+def test_a_long_status_line_scrolls_instead_of_being_clipped(make_napari_viewer, qtbot):
+    from napari_matseg.widgets.scrolling import FittingScrollArea
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1400, 650)
+    train = AnnotateTrainWidget(viewer)
+    viewer.window.add_dock_widget(train, name="train")
+    viewer.window.add_dock_widget(PredictInspectWidget(viewer), name="predict")
+    warning = "matrix: recall 16 % on the held-out strokes (below 50 %)"
+    train.status.setText("done: 180 steps in 120 s. Check before trusting it: "
+                         + "; ".join([warning] * 3) + ". END")
+    qtbot.wait(200)
+    area = train.findChild(FittingScrollArea)
+    bar = area.verticalScrollBar()
+    assert bar.maximum() > 0
+    label = train.status
+    assert label.height() >= label.heightForWidth(label.width())
+    assert label.height() < area.viewport().height()
+    area.ensureWidgetVisible(label, 0, 0)
+    qtbot.wait(50)
+    top = label.mapTo(area.viewport(), label.rect().topLeft()).y()
+    assert 0 <= top and top + label.height() <= area.viewport().height()
+
+
 def test_launch_opens_sample_with_both_widgets(make_napari_viewer, monkeypatch):
     from napari_matseg import launch
 

@@ -17,6 +17,7 @@ from .layers import IMAGE_KEY, ROLE_KEY, micrograph_layers, show_result_layer
 from .phase_table import PhaseTable, fraction_rows
 from .session import registry_for
 from .model_picker import ModelPicker
+from .scrolling import scrolling_layout
 
 
 class PredictInspectWidget(QWidget):
@@ -67,7 +68,7 @@ class PredictInspectWidget(QWidget):
         for b in (self.copy_button, self.csv_button, self.export_button):
             row.addWidget(b)
         tlayout.addLayout(row)
-        layout = QVBoxLayout(self)
+        layout = scrolling_layout(self)
         layout.addWidget(model_box)
         layout.addWidget(table_box)
 

@@ -8,13 +8,14 @@ import numpy as np
 from napari.utils.notifications import show_error
 from qtpy.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                             QLineEdit, QListWidget, QPushButton, QRadioButton,
-                            QSpinBox, QVBoxLayout, QWidget)
+                            QSpinBox, QWidget)
 
 from ..core.errors import InputError, MatsegError
 from ..core.pretrain import PretrainConfig, Pretrainer
 from .layers import IMAGE_KEY, micrograph_layers, scribble_layers
 from .job_controls import JobControls
 from .session import ModelEntry, registry_for
+from .scrolling import scrolling_layout
 
 METHOD_NOTES = {
     "MatSSL": ("matssl", "contrastive views of each micrograph, gated fusion of all encoder stages"),
@@ -82,7 +83,7 @@ class PretrainWidget(QWidget):
         mform.addRow(self.progress)
         mform.addRow(self.status)
         mform.addRow(self.plot)
-        layout = QVBoxLayout(self)
+        layout = scrolling_layout(self)
         layout.addWidget(source)
         layout.addWidget(method)
         layout.addStretch()

@@ -17,7 +17,9 @@ from .layers import (apply_classes, class_table, default_classes, micrograph_lay
                      new_scribble_layer, scribble_layers, show_info_band, show_result_layer)
 from .job_controls import JobControls
 from .model_picker import ModelPicker
+from .scrolling import scrolling_layout
 from .session import ModelEntry, registry_for
+
 
 class AnnotateTrainWidget(QWidget):
     """Dock widget: choose image, paint classes, train, preview, save."""
@@ -68,7 +70,7 @@ class AnnotateTrainWidget(QWidget):
         tform.addRow(self.progress)
         tform.addRow(self.status)
         tform.addRow(self.plot)
-        layout = QVBoxLayout(self)
+        layout = scrolling_layout(self)
         for box in (data, classes, train):
             layout.addWidget(box)
         layout.addStretch()
