@@ -231,6 +231,20 @@ def test_a_long_status_line_scrolls_instead_of_being_clipped(make_napari_viewer,
     assert 0 <= top and top + label.height() <= area.viewport().height()
 
 
+def test_stacked_docks_share_the_column_height(make_napari_viewer, qtbot):
+    from napari_matseg.launch import share_dock_height
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1400, 800)
+    train_dock, _ = viewer.window.add_plugin_dock_widget("napari-matseg", "Annotate & Train")
+    predict_dock, _ = viewer.window.add_plugin_dock_widget("napari-matseg", "Predict & Inspect")
+    qtbot.wait(100)
+    share_dock_height(viewer, [train_dock, predict_dock], [3, 2])
+    qtbot.wait(100)
+    total = train_dock.height() + predict_dock.height()
+    assert 0.3 < predict_dock.height() / total < 0.5
+
+
 def test_launch_opens_sample_with_both_widgets(make_napari_viewer, monkeypatch):
     from napari_matseg import launch
 
