@@ -12,11 +12,8 @@ from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
 
 class FittingScrollArea(QScrollArea):
     """A vertical scroll area for a dock's content: as wide as the content asks, so nothing
-    scrolls sideways, and scrolling vertically only when the dock is shorter than the content.
-    It keeps at least ``min_height`` pixels (or the content's height, if less), so docks
-    stacked in one column share the height instead of the last being squeezed to a strip."""
-
-    min_height = 300
+    scrolls sideways, and scrolling vertically only when the dock is shorter than the content
+    (stacked docks then share their column: see :func:`napari_matseg.launch.share_dock_height`)."""
 
     def __init__(self, content: QWidget):
         super().__init__()
@@ -24,7 +21,6 @@ class FittingScrollArea(QScrollArea):
         self.setWidgetResizable(True)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setFrameShape(QFrame.Shape.NoFrame)
-        self.setMinimumHeight(min(content.sizeHint().height(), self.min_height))
 
     def sizeHint(self) -> QSize:
         hint = self.widget().sizeHint()

@@ -12,7 +12,6 @@ classes. Loss: 0.3 x image-level NT-Xent + 0.7 x the mean of the dense losses, t
 from __future__ import annotations
 
 import functools
-
 from dataclasses import dataclass, field
 
 import numpy as np
