@@ -228,6 +228,7 @@ def run(args) -> None:
         report.add("timings", {"error": repr(exc)})
     print(report.data["timings"], flush=True)
     pool = load_pool(Path(args.data))
+    command = " ".join(["python benchmarks/gpu.py run"] + sys.argv[2:])
     runs = []
     for spec in map(parse_spec, args.pretrain):
         left = args.deadline - (time.perf_counter() - start) - 30
@@ -235,7 +236,6 @@ def run(args) -> None:
             runs.append({**spec, "skipped": "deadline"})
             continue
         spec["seconds"] = min(spec["seconds"], left)
-        command = " ".join(["python benchmarks/gpu.py run"] + sys.argv[2:])
         try:
             runs.append(pretrain(spec, pool, Path(args.data), out, args.seed, command))
         except Exception as exc:

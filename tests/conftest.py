@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from napari_matseg.core.finetune import FinetuneConfig
+from napari_matseg.core.pretrain import MicrographPool
 from napari_matseg.core.simulate import ScribbleSimulation, simulate_scribbles
 from napari_matseg.core.synthetic import voronoi_micrograph
 
@@ -46,3 +47,19 @@ def trained(micrograph, scribbles):
     tuner = Finetuner(micrograph[0], scribbles, config=config, info_band=0)
     tuner.train()
     return tuner
+
+
+@pytest.fixture(scope="module")
+def pool():
+    """Three 128x128 synthetic micrographs as a pretraining pool."""
+    return MicrographPool([voronoi_micrograph((128, 128), grains=12, seed=s)[0] for s in range(3)],
+                          info_band=0)
+
+
+@pytest.fixture(scope="module")
+def annotated():
+    """A two-phase synthetic micrograph and its simulated strokes (PSCL's annotated image)."""
+    image, truth = voronoi_micrograph((128, 128), grains=12, phases=2, seed=7)
+    strokes = simulate_scribbles(truth, config=ScribbleSimulation(stroke_length=20, stroke_width=3,
+                                                                  erosion=1, painted_fraction=0.05))
+    return image, strokes

@@ -9,9 +9,8 @@ import pytest
 import torch
 
 from napari_matseg.core.finetune import FinetuneConfig, Finetuner
-from napari_matseg.core.pretrain import MicrographPool, PretrainConfig, Pretrainer
-from napari_matseg.core.simulate import ScribbleSimulation, simulate_scribbles
-from napari_matseg.core.synthetic import voronoi_micrograph
+from napari_matseg.core.pretrain import Pretrainer
+from tiny_pretraining import tiny_config
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -31,19 +30,9 @@ def test_finetune_and_predict_on_cuda_agree_with_the_cpu(micrograph, scribbles):
 
 
 @pytest.mark.parametrize("method", ["matssl", "pscl", "sms"])
-def test_every_pretraining_method_trains_on_cuda(method):
-    images = [voronoi_micrograph((128, 128), grains=12, seed=s)[0] for s in range(3)]
-    pool = MicrographPool(images, info_band=0)
-    image, truth = voronoi_micrograph((128, 128), grains=12, phases=2, seed=7)
-    strokes = simulate_scribbles(truth, config=ScribbleSimulation(stroke_length=20, stroke_width=3,
-                                                                  erosion=1, painted_fraction=0.05))
-    config = PretrainConfig(method=method, max_steps=4, max_seconds=None, batch_size=4,
-                            crop_size=64, device="cuda", info_band=0, init="random")
-    config.matssl.region = 96
-    config.pscl.labelled_crops = 1
-    config.sms.partitions = 2
-    config.sms.score_repeats = 1
-    trainer = Pretrainer(pool, config, labelled=(image, strokes) if method == "pscl" else None)
+def test_every_pretraining_method_trains_on_cuda(method, pool, annotated):
+    config = tiny_config(method, device="cuda", max_steps=4, batch_size=4)
+    trainer = Pretrainer(pool, config, labelled=annotated if method == "pscl" else None)
     trainer.train()
     losses = [v for _, v, _ in trainer.history]
     assert trainer.steps_done == 4 and np.all(np.isfinite(losses))

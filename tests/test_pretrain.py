@@ -17,30 +17,7 @@ from napari_matseg.core.pretrain.sms import (SMS, random_tile_masks, select_hard
                                              tile_edges, tile_index_map)
 from napari_matseg.core.simulate import ScribbleSimulation, simulate_scribbles
 from napari_matseg.core.synthetic import voronoi_micrograph
-
-
-def tiny_config(method, **kw):
-    cfg = PretrainConfig(method=method, max_steps=3, max_seconds=None, batch_size=2, crop_size=64,
-                         device="cpu", info_band=0, init="random", **kw)
-    cfg.matssl.region = 96
-    cfg.pscl.labelled_crops = 1
-    cfg.sms.partitions = 2
-    cfg.sms.score_repeats = 1
-    return cfg
-
-
-@pytest.fixture(scope="module")
-def pool():
-    return MicrographPool([voronoi_micrograph((128, 128), grains=12, seed=s)[0] for s in range(3)],
-                          info_band=0)
-
-
-@pytest.fixture(scope="module")
-def annotated():
-    image, truth = voronoi_micrograph((128, 128), grains=12, phases=2, seed=7)
-    strokes = simulate_scribbles(truth, config=ScribbleSimulation(stroke_length=20, stroke_width=3,
-                                                                  erosion=1, painted_fraction=0.05))
-    return image, strokes
+from tiny_pretraining import tiny_config
 
 
 def test_nt_xent_equals_a_direct_computation():

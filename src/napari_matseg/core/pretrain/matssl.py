@@ -95,13 +95,13 @@ class MatSSL(PretrainMethod):
     def two_views(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Return two batches of views (0..1); row i of each comes from the same region."""
         opts, size = self.options, self.config.crop_size
+        images = self._view_images or self.pool.images
         firsts, seconds = [], []
         for _ in range(count):
             index, top, left = self.pool.random_window(opts.region, self.rng)
             h, w = self.pool.shape(index)
             side = min(opts.region, h, w)
             boxes = random_resized_boxes((top, left, side), 2, self.rng, opts.min_area, opts.aspect)
-            images = self._view_images or self.pool.images
             views = resized_crops(images[index], boxes, size)
             for j in range(2):
                 if self.rng.random() < opts.horizontal_flip:
