@@ -6,18 +6,6 @@ import argparse
 import sys
 
 
-def share_dock_height(viewer, docks: list, weights: list[float]) -> None:
-    """Split the height of the docks' column between ``docks`` in the ratio ``weights`` (Qt
-    otherwise gives the first dock all it asks for and squeezes the next to a strip)."""
-    from qtpy.QtCore import Qt
-
-    total = sum(d.height() for d in docks)
-    if total <= len(docks):
-        return
-    sizes = [max(1, int(total * w / sum(weights))) for w in weights]
-    viewer.window._qt_window.resizeDocks(docks, sizes, Qt.Orientation.Vertical)
-
-
 def open_viewer(images: list[str] | None = None, model: str | None = None, show: bool = True):
     """Return a viewer with ``images`` (default: the sample micrograph) and the widgets docked."""
     import napari
@@ -34,9 +22,8 @@ def open_viewer(images: list[str] | None = None, model: str | None = None, show:
     else:
         data, meta, _ = ni_superalloy()[0]
         viewer.add_image(data, **meta)
-    train_dock, train = viewer.window.add_plugin_dock_widget("napari-matseg", "Annotate & Train")
-    predict_dock, _ = viewer.window.add_plugin_dock_widget("napari-matseg", "Predict & Inspect")
-    share_dock_height(viewer, [train_dock, predict_dock], [3, 2])
+    _, train = viewer.window.add_plugin_dock_widget("napari-matseg", "Annotate & Train")
+    viewer.window.add_plugin_dock_widget("napari-matseg", "Predict & Inspect")
     if model:
         train.load_model(model)
     train.new_scribble_layer()

@@ -6,14 +6,14 @@ with Predict below it, say); without a scroll area the end of a long status line
 
 from __future__ import annotations
 
-from qtpy.QtCore import QSize, Qt
-from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
+from qtpy.QtCore import QSize, Qt, QTimer
+from qtpy.QtWidgets import QDockWidget, QFrame, QMainWindow, QScrollArea, QVBoxLayout, QWidget
 
 
 class FittingScrollArea(QScrollArea):
     """A vertical scroll area for a dock's content: as wide as the content asks, so nothing
     scrolls sideways, and scrolling vertically only when the dock is shorter than the content
-    (stacked docks then share their column: see :func:`napari_matseg.launch.share_dock_height`)."""
+    (stacked docks then share their column: see :func:`share_column`)."""
 
     def __init__(self, content: QWidget):
         super().__init__()
@@ -21,10 +21,59 @@ class FittingScrollArea(QScrollArea):
         self.setWidgetResizable(True)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setFrameShape(QFrame.Shape.NoFrame)
+        self._shared = False
 
     def sizeHint(self) -> QSize:
         hint = self.widget().sizeHint()
         return QSize(hint.width() + self.verticalScrollBar().sizeHint().width(), hint.height())
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._shared:
+            self._shared = False
+            QTimer.singleShot(0, self._share_column)
+
+    def _share_column(self) -> None:
+        dock = self.parentWidget()
+        while dock is not None and not isinstance(dock, QDockWidget):
+            dock = dock.parentWidget()
+        if dock is not None:
+            share_column(dock)
+
+
+def stacked_docks(dock: QDockWidget) -> list[QDockWidget]:
+    """Return the docks that share ``dock``'s column and scroll (this module's docks): docked,
+    visible, in the same area of the main window and not tabbed."""
+    window = dock.parentWidget()
+    if not isinstance(window, QMainWindow) or dock.isFloating():
+        return [dock]
+    area = window.dockWidgetArea(dock)
+    return [d for d in window.findChildren(QDockWidget)
+            if d.parentWidget() is window and d.isVisible() and not d.isFloating()
+            and window.dockWidgetArea(d) == area and not window.tabifiedDockWidgets(d)
+            and d.findChild(FittingScrollArea) is not None]
+
+
+def share_column(dock: QDockWidget) -> None:
+    """Split the column that ``dock`` is stacked in between its scrolling docks, in proportion
+    to the height each one's content asks for. Called once when a dock first shows, so a dock
+    opened below another (from the Plugins menu, or by ``napari-matseg``) is not squeezed to a
+    strip; heights the user drags later are left alone."""
+    docks = stacked_docks(dock)
+    if len(docks) > 1:
+        share_dock_height(docks, [max(1, d.findChild(FittingScrollArea).sizeHint().height())
+                                  for d in docks])
+
+
+def share_dock_height(docks: list[QDockWidget], weights: list[float]) -> None:
+    """Split the height of the docks' column between ``docks`` in the ratio ``weights`` (Qt
+    otherwise gives the first dock all it asks for and squeezes the next to a strip)."""
+    window = docks[0].parentWidget()
+    total = sum(d.height() for d in docks)
+    if not isinstance(window, QMainWindow) or total <= len(docks):
+        return
+    sizes = [max(1, int(total * w / sum(weights))) for w in weights]
+    window.resizeDocks(docks, sizes, Qt.Orientation.Vertical)
 
 
 def scrolling_layout(owner: QWidget) -> QVBoxLayout:
