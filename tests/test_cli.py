@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 import tifffile
 from PIL import Image
+from scipy import ndimage as ndi
 
 from napari_matseg.cli import main
 from napari_matseg.core.bundle import load_bundle
+from napari_matseg.core.cleanup import remove_small_regions
 
 
 @pytest.fixture
@@ -49,6 +51,20 @@ def test_finetune_predict_evaluate_end_to_end(files, capsys, monkeypatch):
     expected = np.bincount(labels.ravel(), minlength=4)[1:] / labels.size * 100
     np.testing.assert_allclose(fractions, expected, atol=0.01)
 
+    tidy = files / "tidy"
+    area = 1 + min(int(np.bincount(ndi.label(labels == c, structure=np.ones((3, 3)))[0].ravel())[1:].min())
+                   for c in {2, 3} & set(np.unique(labels).tolist()))
+    assert main(["predict", str(model), str(files / "img.png"), "-o", str(tidy), "--format", "tif",
+                 "--min-area", "1", f"lamellar={area}", f"3={area}"]) == 0
+    tidy_labels = tifffile.imread(tidy / "img_labels.tif")
+    np.testing.assert_array_equal(tidy_labels, remove_small_regions(labels, {2: area, 3: area}))
+    assert (tidy_labels != labels).any()
+    capsys.readouterr()
+    assert main(["predict", str(model), str(files / "img.png"), "-o", str(tidy),
+                 "--min-area", "ferrite=300"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no class 'ferrite'" in err and len(err.splitlines()) == 1
+
     coarse = files / "coarse"
     assert main(["predict", str(model), str(files / "img.png"), "-o", str(coarse),
                  "--pixel-size", "0.1"]) == 0
@@ -61,6 +77,9 @@ def test_finetune_predict_evaluate_end_to_end(files, capsys, monkeypatch):
                  "--labels", str(files / "truth.png")]) == 0
     report = capsys.readouterr().out
     assert "mIoU" in report and "lamellar" in report
+    assert main(["evaluate", str(model), "--images", str(files / "img.png"),
+                 "--labels", str(files / "truth.png"), "--min-area", f"3={area}"]) == 0
+    assert capsys.readouterr().out != report
 
     assert main(["finetune", str(files / "img.png"), str(files / "strokes.png"), "-o",
                  str(files / "m2.matseg"), "--start", str(model), "--steps", "5"]) == 0

@@ -1,11 +1,13 @@
 """GUI tests: need napari, a Qt binding and a display (Xvfb on CI)."""
 
 import numpy as np
+from scipy import ndimage as ndi
 import pytest
 
 napari = pytest.importorskip("napari")
 pytestmark = pytest.mark.gui
 
+from napari_matseg.core.cleanup import remove_small_regions  # noqa: E402
 from napari_matseg.core.simulate import ScribbleSimulation, simulate_scribbles  # noqa: E402
 from napari_matseg.core.synthetic import voronoi_micrograph  # noqa: E402
 from napari_matseg.widgets import AnnotateTrainWidget, PredictInspectWidget, PretrainWidget  # noqa: E402
@@ -105,6 +107,21 @@ def test_train_preview_and_phase_table(viewer_with_image, qtbot, fast_training, 
     np.testing.assert_allclose([r["area %"] for r in rows], expected, atol=1e-3)
     predict.table.selectRow(2)
     assert phases.selected_label == 3 and phases.show_selected_label
+
+    predict.min_area.setText("ferrite=400 bainite=10")
+    assert predict.predict_layers(["steel"]) is None
+    assert "no class 'bainite'" in errors[-1]
+    before = phases.data.copy()
+    smallest = {c: int(np.bincount(ndi.label(before == c, structure=np.ones((3, 3)))[0].ravel())[1:].min())
+                for c in np.unique(before) if c > 0}
+    cls = min(smallest, key=smallest.get)
+    predict.min_area.setText(f"{names[cls - 1]}={smallest[cls] + 1}")
+    worker = predict.predict_layers(["steel"])
+    with qtbot.waitSignal(worker.finished, timeout=30_000):
+        pass
+    tidy = viewer.layers["steel phases"].data
+    np.testing.assert_array_equal(tidy, remove_small_regions(before, {int(cls): smallest[cls] + 1}))
+    assert (tidy != before).any()
 
 
 def _start_long_training(viewer, truth, qtbot):

@@ -50,6 +50,19 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="CPU threads torch may use (default: torch's choice)")
 
 
+def _add_min_area(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--min-area", nargs="+", default=None, metavar="CLASS=PIXELS",
+                   help="give regions of a class smaller than PIXELS (of the input image) the class "
+                        "around them, e.g. '--min-area MA=500 defect=2000' (class names or numbers "
+                        "1..K); a bare number applies to every class (default: keep all regions)")
+
+
+def _min_area(args, bundle) -> dict[int, int] | None:
+    from .core.cleanup import parse_min_area
+
+    return parse_min_area(args.min_area, bundle.class_names) if args.min_area else None
+
+
 def _add_pixel_size(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pixel-size", type=_positive_float, default=None, metavar="UM",
                    help="µm per pixel of the images. Given at training and at prediction, each "
@@ -139,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also write a float TIFF of per-pixel uncertainty (normalised entropy)")
     pr.add_argument("--tta", action="store_true", help="average over flips (4x slower, smoother)")
     pr.add_argument("--tile", type=int, default=1024, help="tile size in pixels (default 1024)")
+    _add_min_area(pr)
     _add_common(pr)
     _add_pixel_size(pr)
 
@@ -154,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="ground truth numbers classes 0..K-1 (every pixel labelled)")
     ev.add_argument("--miou-classes", type=int, nargs="+", metavar="K",
                     help="classes (1..K) averaged into mIoU (default: all)")
+    _add_min_area(ev)
     _add_common(ev)
     _add_pixel_size(ev)
     return parser
@@ -289,6 +304,7 @@ def cmd_predict(args) -> int:
     from .core.device import pick_device
 
     bundle = load_bundle(args.model, expect="segmentation")
+    min_area = _min_area(args, bundle)
     files = list_images(args.inputs)
     device = pick_device(args.device)
     args.output.mkdir(parents=True, exist_ok=True)
@@ -298,7 +314,8 @@ def cmd_predict(args) -> int:
         try:
             image = read_image(path)
             pred = bundle.predict(image, args.info_band, args.pixel_size, device, tile=args.tile,
-                                  tta=args.tta, keep_probabilities=False)
+                                  tta=args.tta, keep_probabilities=False,
+                                  min_region_area=min_area)
         except MatsegError as exc:
             failed += 1
             print(f"skipped {exc}", file=sys.stderr)
@@ -328,6 +345,7 @@ def cmd_evaluate(args) -> int:
     if len(args.images) != len(args.labels):
         raise InputError(f"{len(args.images)} images but {len(args.labels)} label images")
     bundle = load_bundle(args.model, expect="segmentation")
+    min_area = _min_area(args, bundle)
     device = pick_device(args.device)
     k = len(bundle.class_names)
     cm = np.zeros((k, k), np.int64)
@@ -339,7 +357,7 @@ def cmd_evaluate(args) -> int:
             else:
                 raise InputError(f"{lab_path}: labels {truth.shape} larger than image {image.shape}")
         pred = bundle.predict(image, args.info_band, args.pixel_size, device,
-                              keep_probabilities=False)
+                              keep_probabilities=False, min_region_area=min_area)
         t = truth if args.zero_based else truth - 1
         band = np.zeros(truth.shape, bool)
         band[pred.content_rows:] = True

@@ -12,6 +12,7 @@ Typical use::
 """
 
 from .bundle import ModelBundle, load_bundle, read_metadata
+from .cleanup import parse_min_area, remove_small_regions
 from .errors import BundleError, InputError, MatsegError
 from .finetune import FinetuneConfig, Finetuner, TrainingEvent
 from .imageio import list_images, read_image, read_labels, write_labels
@@ -26,7 +27,7 @@ __all__ = [
     "BundleError", "FinetuneConfig", "Finetuner", "InputError", "MatsegError", "ModelBundle",
     "ModelConfig", "Prediction", "PredictConfig", "PreprocessConfig", "ScribbleSimulation",
     "SegmentationModel", "TrainingEvent", "build_model", "confusion_matrix", "detect_info_band",
-    "iou_per_class", "list_images", "load_bundle", "mean_iou", "phase_fractions", "predict_image",
-    "prepare_image", "read_image", "read_labels", "read_metadata", "score", "simulate_scribbles",
-    "write_labels",
+    "iou_per_class", "list_images", "load_bundle", "mean_iou", "parse_min_area", "phase_fractions",
+    "predict_image", "prepare_image", "read_image", "read_labels", "read_metadata",
+    "remove_small_regions", "score", "simulate_scribbles", "write_labels",
 ]

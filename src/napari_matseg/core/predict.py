@@ -9,6 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .cleanup import remove_small_regions
 from .device import fast_layout
 from .preprocess import PreparedImage, PreprocessConfig, prepare_image, resize_to, standardise
 
@@ -25,6 +26,10 @@ class PredictConfig:
     :meth:`ModelBundle.predict_config`) re-weights the probabilities by ``prior ** prior_power``.
     Training balances the classes, as strokes of rare phases are as long as those of common ones,
     so without it rare phases are over-predicted on new images; 0 turns it off.
+
+    ``min_region_area`` ({class 1..K: pixels of the original image}) gives regions of a class
+    smaller than that the class around them (:func:`~napari_matseg.core.cleanup.remove_small_regions`);
+    off by default.
     """
 
     tile: int = 1024
@@ -34,6 +39,7 @@ class PredictConfig:
     batch_size: int = 1
     class_prior: tuple[float, ...] | None = None
     prior_power: float = 0.5
+    min_region_area: dict[int, int] | None = None
 
     def class_weights(self, num_classes: int) -> np.ndarray | None:
         """Return the per-class factors applied to the probabilities, or None (no re-weighting)."""
@@ -199,6 +205,8 @@ def predict_prepared(model, prepared: PreparedImage, config: PredictConfig | Non
     full_h = prepared.original_shape[0]
     labels = np.zeros((full_h, width), classes.dtype)
     labels[:rows] = classes + 1
+    if config.min_region_area:
+        labels = remove_small_regions(labels, config.min_region_area)
     uncertainty = np.zeros((full_h, width), np.float32)
     uncertainty[:rows] = unc
     probabilities = None

@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import (QCheckBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
-                            QLabel, QListWidget, QListWidgetItem, QProgressBar, QPushButton,
+                            QLabel, QLineEdit, QListWidget, QListWidgetItem, QProgressBar, QPushButton,
                             QVBoxLayout, QWidget)
 from qtpy.QtCore import Qt
 
+from ..core.cleanup import parse_min_area
 from ..core.errors import MatsegError
 from ..core.imageio import list_images, write_labels
 from .layers import IMAGE_KEY, ROLE_KEY, micrograph_layers, show_result_layer
@@ -37,6 +38,12 @@ class PredictInspectWidget(QWidget):
         self.tta = QCheckBox("average over flips (slower, smoother)")
         self.band_check = QCheckBox("exclude the information band")
         self.band_check.setChecked(True)
+        self.min_area = QLineEdit()
+        self.min_area.setPlaceholderText("keep all regions")
+        self.min_area.setToolTip(
+            "Regions of a class smaller than this many pixels take the class around them.\n"
+            "'500' applies to every class; 'MA=500 defect=2000' to the named classes "
+            "(names or numbers 1..K).")
         self.predict_button = QPushButton("Predict selected layers")
         self.folder_button = QPushButton("Predict a folder…")
         self.cancel_button = QPushButton("Cancel")
@@ -55,6 +62,7 @@ class PredictInspectWidget(QWidget):
         form.addRow("images", self.images)
         form.addRow(self.tta)
         form.addRow(self.band_check)
+        form.addRow("min region (px)", self.min_area)
         row = QHBoxLayout()
         for b in (self.predict_button, self.folder_button, self.cancel_button):
             row.addWidget(b)
@@ -114,7 +122,13 @@ class PredictInspectWidget(QWidget):
             return None
         from .workers import predict_job
 
-        config = bundle.predict_config(tta=self.tta.isChecked(), keep_probabilities=False)
+        try:
+            min_area = parse_min_area(self.min_area.text(), bundle.class_names) or None
+        except MatsegError as exc:
+            show_error(str(exc))
+            return None
+        config = bundle.predict_config(tta=self.tta.isChecked(), keep_probabilities=False,
+                                       min_region_area=min_area)
         band = "auto" if self.band_check.isChecked() else 0
         self._bundle_in_use = bundle
         self.worker = predict_job(bundle.model, bundle.preprocess, items, config, band, output_dir)
