@@ -258,22 +258,25 @@ def test_stacked_docks_share_the_column_height(make_napari_viewer, qtbot):
     predict_dock, _ = viewer.window.add_plugin_dock_widget("napari-matseg", "Predict & Inspect")
     qtbot.wait(200)
     total = train_dock.height() + predict_dock.height()
-    assert 0.3 < predict_dock.height() / total < 0.5
+    assert 0.3 < predict_dock.height() / total < 0.6
 
 
 def test_a_dragged_divider_is_left_alone(make_napari_viewer, qtbot):
-    from napari_matseg.widgets.scrolling import share_dock_height
+    from qtpy.QtGui import QShowEvent
+    from qtpy.QtWidgets import QApplication
+
+    from napari_matseg.widgets.scrolling import FittingScrollArea, share_dock_height
 
     viewer = make_napari_viewer(show=True)
     viewer.window._qt_window.resize(1400, 800)
     train_dock, _ = viewer.window.add_plugin_dock_widget("napari-matseg", "Annotate & Train")
     predict_dock, _ = viewer.window.add_plugin_dock_widget("napari-matseg", "Predict & Inspect")
     qtbot.wait(200)
-    share_dock_height([train_dock, predict_dock], [1, 4])
+    share_dock_height([train_dock, predict_dock], [1, 4])  # as if the user dragged the divider
     qtbot.wait(100)
     before = predict_dock.height()
-    train_dock.hide()
-    train_dock.show()
+    for dock in (train_dock, predict_dock):
+        QApplication.sendEvent(dock.findChild(FittingScrollArea), QShowEvent())
     qtbot.wait(200)
     assert abs(predict_dock.height() - before) <= 2
 

@@ -30,7 +30,7 @@ class FittingScrollArea(QScrollArea):
     def showEvent(self, event) -> None:
         super().showEvent(event)
         if not self._shared:
-            self._shared = False
+            self._shared = True
             QTimer.singleShot(0, self._share_column)
 
     def _share_column(self) -> None:
