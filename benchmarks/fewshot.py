@@ -21,6 +21,7 @@ from napari_matseg.core.finetune import FinetuneConfig, Finetuner, start_from_pr
 from napari_matseg.core.imageio import read_image, read_labels
 from napari_matseg.core.metrics import confusion_matrix, score
 from napari_matseg.core.model import ModelConfig, build_model
+from napari_matseg.core.preprocess import PreprocessConfig
 from napari_matseg.core.simulate import simulate_scribbles
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -59,8 +60,10 @@ class UNetMethod:
     """napari-matseg's fine-tuning, from ImageNet weights or from a pretrained bundle."""
 
     def __init__(self, config: FinetuneConfig, pretrained=None, name: str = "matseg",
-                 encoder_weights: str | None = "imagenet", keep_decoder: bool = False):
+                 encoder_weights: str | None = "imagenet", keep_decoder: bool = False,
+                 scale: float | None = None):
         self.config = config
+        self.scale = scale  # working scale; None: the package's automatic choice
         self.pretrained = pretrained
         self.name = name
         self.encoder_weights = encoder_weights
@@ -78,7 +81,8 @@ class UNetMethod:
             model = start_from_pretrained(pretrained, num_classes, keep_decoder=True)
             pretrained = None
         tuner = Finetuner(image, scribbles, num_classes=num_classes, model=model, config=self.config,
-                          info_band=0, pretrained=pretrained, pixel_size=pixel_size)
+                          info_band=0, pretrained=pretrained, pixel_size=pixel_size,
+                          preprocess=PreprocessConfig(scale=self.scale))
         tuner.train()
         self.bundle = tuner.to_bundle()
         self.info = {k: tuner.provenance[k] for k in ("steps", "best_step", "stop_reason")}
@@ -253,6 +257,8 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=2, help="torch threads (2 = the target laptop)")
     p.add_argument("--steps", type=int, help="override the fine-tune step budget")
     p.add_argument("--seconds", type=float, help="override the fine-tune time budget")
+    p.add_argument("--scale", type=float, default=None,
+                   help="matseg's working scale (default: automatic, 0.5 for MetalDAM's 1024-px images)")
     p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                    help="override FinetuneConfig fields (for ablations)")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "fewshot.json")
@@ -268,7 +274,7 @@ def main(argv=None):
     for item in args.set:
         key, value = item.split("=", 1)
         config = replace(config, **{key: type(getattr(config, key))(value) if getattr(config, key) is not None else float(value)})
-    methods = [UNetMethod(config) if m == "matseg" else RandomForestMethod(args.seed) for m in args.methods]
+    methods = [UNetMethod(config, scale=args.scale) if m == "matseg" else RandomForestMethod(args.seed) for m in args.methods]
     rows = metaldam_folds(args.folds, args.modes, methods, args.seed, args.physical_scale)
     if not args.no_nasa:
         rows += nasa_super3(args.modes, methods, args.seed)

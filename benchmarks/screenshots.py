@@ -29,7 +29,6 @@ def main(argv=None):
 
     import napari
 
-    from napari_matseg.launch import share_dock_height
     from qtpy.QtWidgets import QApplication
 
     from fewshot import DATA
@@ -41,9 +40,8 @@ def main(argv=None):
     viewer = napari.Viewer(show=True)
     viewer.window.resize(1600, 1000)
     viewer.add_image(image, name=args.image)
-    train_dock, train = viewer.window.add_plugin_dock_widget("napari-matseg", "Annotate & Train")
-    predict_dock, predict = viewer.window.add_plugin_dock_widget("napari-matseg", "Predict & Inspect")
-    share_dock_height(viewer, [train_dock, predict_dock], [3, 2])
+    _, train = viewer.window.add_plugin_dock_widget("napari-matseg", "Annotate & Train")
+    _, predict = viewer.window.add_plugin_dock_widget("napari-matseg", "Predict & Inspect")
     layer = train.new_scribble_layer()
     train.classes.add_class()
     for row, name in enumerate(["matrix", "austenite", "M/A"]):

@@ -249,8 +249,9 @@ def test_a_long_status_line_scrolls_instead_of_being_clipped(make_napari_viewer,
 
 
 def test_stacked_docks_share_the_column_height(make_napari_viewer, qtbot):
-    """Docks opened one after the other (as the Plugins menu does) split the column by what
-    their contents ask for; Qt alone gave Predict & Inspect an 89-px strip of 740."""
+    """Docks opened one after the other (as the Plugins menu does) split the column 3:2, so
+    Annotate & Train keeps its Train button in view; Qt alone gave Predict & Inspect an 89-px
+    strip of 740."""
     viewer = make_napari_viewer(show=True)
     viewer.window._qt_window.resize(1400, 800)
     train_dock, _ = viewer.window.add_plugin_dock_widget("napari-matseg", "Annotate & Train")
@@ -258,7 +259,7 @@ def test_stacked_docks_share_the_column_height(make_napari_viewer, qtbot):
     predict_dock, _ = viewer.window.add_plugin_dock_widget("napari-matseg", "Predict & Inspect")
     qtbot.wait(200)
     total = train_dock.height() + predict_dock.height()
-    assert 0.3 < predict_dock.height() / total < 0.6
+    assert 0.3 < predict_dock.height() / total < 0.5
 
 
 def test_a_dragged_divider_is_left_alone(make_napari_viewer, qtbot):

@@ -55,14 +55,15 @@ def stacked_docks(dock: QDockWidget) -> list[QDockWidget]:
 
 
 def share_column(dock: QDockWidget) -> None:
-    """Split the column that ``dock`` is stacked in between its scrolling docks, in proportion
-    to the height each one's content asks for. Called once when a dock first shows, so a dock
-    opened below another (from the Plugins menu, or by ``napari-matseg``) is not squeezed to a
-    strip; heights the user drags later are left alone."""
+    """Split the column that ``dock`` is stacked in between its scrolling docks in proportion
+    to each widget's ``column_share`` (Annotate & Train 3, the others 2, so its Train button
+    stays in view). Called once when a dock first shows, so a dock opened below another (from
+    the Plugins menu, or by ``napari-matseg``) is not squeezed to a strip; heights the user
+    drags later are left alone."""
     docks = stacked_docks(dock)
     if len(docks) > 1:
-        share_dock_height(docks, [max(1, d.findChild(FittingScrollArea).sizeHint().height())
-                                  for d in docks])
+        owners = [d.findChild(FittingScrollArea).parentWidget() for d in docks]
+        share_dock_height(docks, [getattr(owner, "column_share", 2) for owner in owners])
 
 
 def share_dock_height(docks: list[QDockWidget], weights: list[float]) -> None:

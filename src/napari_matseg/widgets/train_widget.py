@@ -24,6 +24,8 @@ from .session import ModelEntry, registry_for
 class AnnotateTrainWidget(QWidget):
     """Dock widget: choose image, paint classes, train, preview, save."""
 
+    column_share = 3  # of a column shared with other MatSeg docks (scrolling.share_column)
+
     def __init__(self, napari_viewer):
         super().__init__()
         import timm  # noqa: F401  (imported here, not in the worker, where it would hold the GIL)
