@@ -59,7 +59,7 @@ def share_column(dock: QDockWidget) -> None:
     to each widget's ``column_share`` (Annotate & Train 3, the others 2, so its Train button
     stays in view). Called once when a dock first shows, so a dock opened below another (from
     the Plugins menu, or by ``napari-matseg``) is not squeezed to a strip; heights the user
-    drags later are left alone."""
+    drags later are left alone until another MatSeg dock opens in the column."""
     docks = stacked_docks(dock)
     if len(docks) > 1:
         owners = [d.findChild(FittingScrollArea).parentWidget() for d in docks]
