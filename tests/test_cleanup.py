@@ -66,3 +66,14 @@ def test_prediction_removes_small_regions_when_asked(trained, micrograph):
                             PredictConfig(min_region_area=area), info_band=0)
     np.testing.assert_array_equal(cleaned.labels, remove_small_regions(plain.labels, area))
     assert (cleaned.labels != plain.labels).any()
+
+
+def test_many_specks_are_cleaned_in_one_pass():
+    labels = np.ones((200, 300), np.uint8)
+    labels[5:195:4, 5:295:4] = 2                 # 3600 one-pixel specks
+    labels[100:140, 100:160] = 3                 # a large region with specks of class 2 inside
+    labels[110:130:4, 110:150:4] = 2
+    out = remove_small_regions(labels, {2: 2, 9: 5})
+    assert (out == 2).sum() == 0
+    assert (out[110:130, 110:150] == 3).all()
+    assert (out[labels == 1] == 1).all()
