@@ -1,17 +1,11 @@
 import numpy as np
 import pytest
-from scipy import ndimage as ndi
 
-from napari_matseg.core.cleanup import parse_min_area, remove_small_regions
+from napari_matseg.core.cleanup import class_regions, parse_min_area, remove_small_regions
 from napari_matseg.core.errors import InputError
 from napari_matseg.core.predict import PredictConfig, predict_image
 
 NAMES = ["matrix", "MA", "defect"]
-
-
-def _regions_below(labels, cls, area):
-    regions, _ = ndi.label(labels == cls, structure=np.ones((3, 3)))
-    return int((np.bincount(regions.ravel())[1:] < area).sum())
 
 
 def test_small_regions_take_the_class_around_them():
@@ -61,7 +55,7 @@ def test_prediction_removes_small_regions_when_asked(trained, micrograph):
     bundle = trained.to_bundle()
     plain = predict_image(bundle.model, image, bundle.preprocess, PredictConfig(), info_band=0)
     area = {k: 150 for k in (1, 2, 3)}
-    assert sum(_regions_below(plain.labels, k, 150) for k in area) > 0
+    assert sum(int((class_regions(plain.labels, k)[1][1:] < 150).sum()) for k in area) > 0
     cleaned = predict_image(bundle.model, image, bundle.preprocess,
                             PredictConfig(min_region_area=area), info_band=0)
     np.testing.assert_array_equal(cleaned.labels, remove_small_regions(plain.labels, area))

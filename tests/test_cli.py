@@ -4,11 +4,10 @@ import numpy as np
 import pytest
 import tifffile
 from PIL import Image
-from scipy import ndimage as ndi
 
 from napari_matseg.cli import main
 from napari_matseg.core.bundle import load_bundle
-from napari_matseg.core.cleanup import remove_small_regions
+from napari_matseg.core.cleanup import class_regions, remove_small_regions
 
 
 @pytest.fixture
@@ -52,7 +51,7 @@ def test_finetune_predict_evaluate_end_to_end(files, capsys, monkeypatch):
     np.testing.assert_allclose(fractions, expected, atol=0.01)
 
     tidy = files / "tidy"
-    area = 1 + min(int(np.bincount(ndi.label(labels == c, structure=np.ones((3, 3)))[0].ravel())[1:].min())
+    area = 1 + min(int(class_regions(labels, c)[1][1:].min())
                    for c in {2, 3} & set(np.unique(labels).tolist()))
     assert main(["predict", str(model), str(files / "img.png"), "-o", str(tidy), "--format", "tif",
                  "--min-area", "1", f"lamellar={area}", f"3={area}"]) == 0

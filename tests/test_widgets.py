@@ -1,13 +1,12 @@
 """GUI tests: need napari, a Qt binding and a display (Xvfb on CI)."""
 
 import numpy as np
-from scipy import ndimage as ndi
 import pytest
 
 napari = pytest.importorskip("napari")
 pytestmark = pytest.mark.gui
 
-from napari_matseg.core.cleanup import remove_small_regions  # noqa: E402
+from napari_matseg.core.cleanup import class_regions, remove_small_regions  # noqa: E402
 from napari_matseg.core.simulate import ScribbleSimulation, simulate_scribbles  # noqa: E402
 from napari_matseg.core.synthetic import voronoi_micrograph  # noqa: E402
 from napari_matseg.widgets import AnnotateTrainWidget, PredictInspectWidget, PretrainWidget  # noqa: E402
@@ -112,8 +111,7 @@ def test_train_preview_and_phase_table(viewer_with_image, qtbot, fast_training, 
     assert predict.predict_layers(["steel"]) is None
     assert "no class 'bainite'" in errors[-1]
     before = phases.data.copy()
-    smallest = {c: int(np.bincount(ndi.label(before == c, structure=np.ones((3, 3)))[0].ravel())[1:].min())
-                for c in np.unique(before) if c > 0}
+    smallest = {c: int(class_regions(before, c)[1][1:].min()) for c in np.unique(before) if c > 0}
     cls = min(smallest, key=smallest.get)
     predict.min_area.setText(f"{names[cls - 1]}={smallest[cls] + 1}")
     worker = predict.predict_layers(["steel"])

@@ -44,6 +44,13 @@ def parse_min_area(spec: str | Iterable[str], class_names: list[str]) -> dict[in
     return {k: v for k, v in areas.items() if v > 0}
 
 
+def class_regions(labels: np.ndarray, cls: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return the map of the 8-connected regions of class ``cls`` (ids 1..n, 0 elsewhere) and
+    their sizes in pixels, indexed by id (index 0 counts the pixels of other classes)."""
+    regions, count = ndi.label(labels == cls, structure=EIGHT_NEIGHBOURS)
+    return regions, np.bincount(regions.ravel(), minlength=count + 1)
+
+
 def remove_small_regions(labels: np.ndarray, min_area: Mapping[int, int]) -> np.ndarray:
     """Return a copy of ``labels`` (1..K, 0 = not classified) in which every connected region
     (8-neighbours) of class ``c`` smaller than ``min_area[c]`` pixels takes the class that most
@@ -59,8 +66,9 @@ def remove_small_regions(labels: np.ndarray, min_area: Mapping[int, int]) -> np.
     for cls, area in sorted(min_area.items()):
         if area <= 1 or cls >= classes:
             continue
-        regions, count = ndi.label(labels == cls, structure=EIGHT_NEIGHBOURS)
-        small = np.bincount(regions.ravel(), minlength=count + 1) < area
+        regions, sizes = class_regions(labels, cls)
+        count = sizes.size - 1
+        small = sizes < area
         small[0] = False
         if not small.any():
             continue
