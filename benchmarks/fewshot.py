@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from napari_matseg.core.encoders import DEFAULT_ENCODER
 from napari_matseg.core.finetune import FinetuneConfig, Finetuner, start_from_pretrained
 from napari_matseg.core.imageio import read_image, read_labels
 from napari_matseg.core.metrics import confusion_matrix, score
@@ -61,9 +62,9 @@ class UNetMethod:
 
     def __init__(self, config: FinetuneConfig, pretrained=None, name: str = "matseg",
                  encoder_weights: str | None = "imagenet", keep_decoder: bool = False,
-                 scale: float | None = None, encoder: str | None = None):
+                 scale: float | None = None, encoder: str = DEFAULT_ENCODER):
         self.config = config
-        self.encoder = encoder  # None: the package's default encoder
+        self.encoder = encoder
         self.scale = scale  # working scale; None: the package's automatic choice
         self.pretrained = pretrained
         self.name = name
@@ -75,11 +76,9 @@ class UNetMethod:
         model = None
         pretrained = self.pretrained
         torch.manual_seed(self.config.seed)  # new layers start the same way for a given seed
-        if pretrained is None and (self.encoder_weights != "imagenet" or self.encoder):
-            model_config = ModelConfig(num_classes=num_classes)
-            if self.encoder:
-                model_config = replace(model_config, encoder=self.encoder)
-            model, _ = build_model(model_config, encoder_weights=self.encoder_weights)
+        if pretrained is None and (self.encoder_weights != "imagenet" or self.encoder != DEFAULT_ENCODER):
+            model, _ = build_model(ModelConfig(num_classes=num_classes, encoder=self.encoder),
+                                   encoder_weights=self.encoder_weights)
         if pretrained is not None and self.keep_decoder:
             model = start_from_pretrained(pretrained, num_classes, keep_decoder=True)
             pretrained = None
@@ -262,8 +261,8 @@ def main(argv=None):
     p.add_argument("--seconds", type=float, help="override the fine-tune time budget")
     p.add_argument("--scale", type=float, default=None,
                    help="matseg's working scale (default: automatic, 0.5 for MetalDAM's 1024-px images)")
-    p.add_argument("--encoder", default=None,
-                   help="timm encoder of matseg's model (default: the package's default)")
+    p.add_argument("--encoder", default=DEFAULT_ENCODER,
+                   help=f"timm encoder of matseg's model (default {DEFAULT_ENCODER})")
     p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                    help="override FinetuneConfig fields (for ablations)")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "fewshot.json")
