@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from napari_matseg import api
+from napari_matseg.core.bundle import default_class_names
 from napari_matseg.core.encoders import DEFAULT_ENCODER
-from napari_matseg.core.finetune import FinetuneConfig, Finetuner, start_from_pretrained
+from napari_matseg.core.finetune import FinetuneConfig
 from napari_matseg.core.imageio import read_image, read_labels
 from napari_matseg.core.metrics import confusion_matrix, score
-from napari_matseg.core.model import ModelConfig, build_model
-from napari_matseg.core.preprocess import PreprocessConfig
-from napari_matseg.core.simulate import simulate_scribbles
+from napari_matseg.testing import simulate_scribbles
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 METALDAM_MIOU_CLASSES = [0, 1, 2, 4]
@@ -58,7 +58,7 @@ def nasa_pair(name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 class UNetMethod:
-    """napari-matseg's fine-tuning, from ImageNet weights or from a pretrained bundle."""
+    """napari-matseg's fine-tuning through its API, from ImageNet weights or a pretrained bundle."""
 
     def __init__(self, config: FinetuneConfig, pretrained=None, name: str = "matseg",
                  encoder_weights: str | None = "imagenet", keep_decoder: bool = False,
@@ -71,31 +71,38 @@ class UNetMethod:
         self.encoder_weights = encoder_weights
         self.keep_decoder = keep_decoder  # hand over the pretrained decoder too
 
-    def fit(self, image, scribbles, num_classes, pixel_size=None):
+    def fit(self, image, scribbles, num_classes, pixel_size=None, start=None):
+        """Fine-tune on one image's strokes (from ``start``, a bundle to continue, when given);
+        return the seconds it took."""
         t = time.perf_counter()
-        model = None
-        pretrained = self.pretrained
-        torch.manual_seed(self.config.seed)  # new layers start the same way for a given seed
-        if pretrained is None and (self.encoder_weights != "imagenet" or self.encoder != DEFAULT_ENCODER):
-            model, _ = build_model(ModelConfig(num_classes=num_classes, encoder=self.encoder),
-                                   encoder_weights=self.encoder_weights)
-        if pretrained is not None and self.keep_decoder:
-            model = start_from_pretrained(pretrained, num_classes, keep_decoder=True)
-            pretrained = None
-        tuner = Finetuner(image, scribbles, num_classes=num_classes, model=model, config=self.config,
-                          info_band=0, pretrained=pretrained, pixel_size=pixel_size,
-                          preprocess=PreprocessConfig(scale=self.scale))
-        tuner.train()
-        self.bundle = tuner.to_bundle()
-        self.info = {k: tuner.provenance[k] for k in ("steps", "best_step", "stop_reason")}
+        job = api.finetune([api.AnnotatedImage(image, scribbles, "shot", info_band=0,
+                                               pixel_size=pixel_size)],
+                           default_class_names(num_classes), start=start or self.pretrained,
+                           budget=self.config.budget, config=self.config,
+                           encoder=None if self.encoder == DEFAULT_ENCODER else self.encoder,
+                           scale=self.scale, device=self.config.device,
+                           encoder_weights=self.encoder_weights,
+                           transfer="network" if self.keep_decoder else "encoder")
+        self.bundle = job.wait()
+        self.info = {k: self.bundle.provenance[k] for k in ("steps", "best_step", "stop_reason")}
         self.fit_seconds = time.perf_counter() - t
         return self.fit_seconds
 
     def predict(self, image, tta=False, pixel_size=None, prior=True):
-        options = {} if prior else {"class_prior": None}
-        pred = self.bundle.predict(image, 0, pixel_size, tta=tta, keep_probabilities=False,
-                                   **options)
-        return pred.labels - 1
+        """Return the class map (0..K-1) of ``image``."""
+        options = api.PredictOptions(tta=tta, info_band=0, pixel_size=pixel_size, class_prior=prior)
+        return predict_one(self.bundle, image, options, self.config.device)
+
+
+def predict_one(bundle, image, options, device="auto"):
+    """Return the class map (0..K-1) that ``bundle`` predicts for one image, through the API."""
+    job = api.predict(bundle, [("image", image)], options, device)
+    for event in job.run():
+        if event.failed:
+            raise RuntimeError(event.error)
+        if event.kind is api.EventKind.RESULT:
+            return event.prediction.labels.astype(np.int64) - 1
+    raise RuntimeError("the prediction ended without a result")
 
 
 class RandomForestMethod:
@@ -257,8 +264,9 @@ def main(argv=None):
                    help="give matseg each MetalDAM image's pixel size (from its magnification)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="torch threads (2 = the target laptop)")
-    p.add_argument("--steps", type=int, help="override the fine-tune step budget")
-    p.add_argument("--seconds", type=float, help="override the fine-tune time budget")
+    p.add_argument("--steps", type=int, help="fine-tune steps (default: the package's, 180)")
+    p.add_argument("--seconds", type=float, help="a time cap on each fine-tune (default: none, so "
+                                                 "every run trains its steps whatever the load)")
     p.add_argument("--scale", type=float, default=None,
                    help="matseg's working scale (default: automatic, 0.5 for MetalDAM's 1024-px images)")
     p.add_argument("--encoder", default=DEFAULT_ENCODER,
@@ -271,10 +279,9 @@ def main(argv=None):
         sys.exit(f"benchmark data not found at {DATA}")
     torch.set_num_threads(args.threads)
     config = FinetuneConfig(seed=args.seed)
-    if args.steps:
-        config = replace(config, max_steps=args.steps)
-    if args.seconds:
-        config = replace(config, max_seconds=args.seconds)
+    if args.steps or args.seconds:
+        config = replace(config, budget=api.Budget(args.steps or config.budget.steps,
+                                                   max_seconds=args.seconds))
     for item in args.set:
         key, value = item.split("=", 1)
         config = replace(config, **{key: type(getattr(config, key))(value) if getattr(config, key) is not None else float(value)})

@@ -31,11 +31,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_matseg.core.finetune import FinetuneConfig, Finetuner
-from napari_matseg.core.preprocess import PreprocessConfig
-from napari_matseg.core.pretrain import MicrographPool, PretrainConfig, Pretrainer
-from napari_matseg.core.simulate import simulate_scribbles
-from napari_matseg.core.synthetic import voronoi_micrograph
+from napari_matseg import api
+from napari_matseg.core.finetune import FinetuneConfig
+from napari_matseg.core.pretrain import MicrographPool, PretrainConfig, method_spec
+from napari_matseg.testing import simulate_scribbles, voronoi_micrograph
 
 ROOT = Path(__file__).resolve().parent.parent
 POOL_FILE = "metaldam_unlabeled.npz"
@@ -66,12 +65,12 @@ def prepare(out: Path) -> None:
     print(f"wrote {len(arrays)} images, PSCL's annotated image and the weights: {size:.1f} MiB")
 
 
-def load_pool(data: Path) -> MicrographPool:
-    """Return the prepared pool stored by :func:`prepare` (8-bit back to 0..1 floats)."""
+def load_pool(data: Path) -> list:
+    """Return the prepared micrographs stored by :func:`prepare` as named 8-bit images (the API
+    normalises them again, which leaves their 1 %..99 % range where it was)."""
     stored = np.load(data / POOL_FILE)
     keys = sorted(k for k in stored.files if k.startswith("image"))
-    return MicrographPool.of_prepared([stored[k].astype(np.float32) / 255 for k in keys],
-                                      PreprocessConfig(), names=list(stored["names"]))
+    return [api.ImageSource(str(name), data=stored[k]) for name, k in zip(stored["names"], keys)]
 
 
 DEVICE = "cuda"
@@ -125,23 +124,30 @@ def time_finetune_and_predict(steps: int = 180) -> dict:
     times (median of 5 after warm-up), with the GPU / CPU agreement of the predicted labels."""
     image, truth = voronoi_micrograph((1024, 1024), grains=160, phases=3, seed=0)
     strokes = simulate_scribbles(truth, seed=0)
-    config = FinetuneConfig(device=DEVICE, max_steps=steps)
-    tuner = Finetuner(image, strokes, config=config, info_band=0)
+    config = FinetuneConfig()
+    job = api.finetune([api.AnnotatedImage(image, strokes, "synthetic", info_band=0)],
+                       budget=api.Budget(steps), config=config, device=DEVICE)
     sync()
     t = time.perf_counter()
-    tuner.train()
+    bundle = job.wait()
     sync()
     seconds = time.perf_counter() - t
-    result = {"finetune_steps": tuner.steps_done, "finetune_seconds": round(seconds, 2),
-              "finetune_seconds_per_step": round(seconds / max(tuner.steps_done, 1), 4),
+    steps_done = bundle.provenance["steps"]
+    result = {"finetune_steps": steps_done, "finetune_seconds": round(seconds, 2),
+              "finetune_seconds_per_step": round(seconds / max(steps_done, 1), 4),
               "finetune_batch": [config.batch_size, config.crop_size]}
-    bundle = tuner.to_bundle()
+
+    def predict(device, tta=False):
+        options = api.PredictOptions(tta=tta, info_band=0)
+        return next(e.prediction for e in api.predict(bundle, [("synthetic", image)], options,
+                                                      device).run() if e.prediction is not None)
+
     for tta in (False, True):
         times = []
         for i in range(7):
             sync()
             t = time.perf_counter()
-            prediction = bundle.predict(image, info_band=0, device=DEVICE, tta=tta)
+            prediction = predict(DEVICE, tta)
             if not tta:
                 plain = prediction
             sync()
@@ -149,7 +155,7 @@ def time_finetune_and_predict(steps: int = 180) -> dict:
                 times.append(time.perf_counter() - t)
         result[f"predict_1024_seconds{'_tta' if tta else ''}"] = round(statistics.median(times), 4)
     t = time.perf_counter()
-    on_cpu = bundle.predict(image, info_band=0, device="cpu")
+    on_cpu = predict("cpu")
     result["predict_1024_seconds_cpu_same_machine"] = round(time.perf_counter() - t, 3)
     result["gpu_cpu_label_agreement"] = float(np.mean(plain.labels == on_cpu.labels))
     return result
@@ -162,29 +168,34 @@ def parse_spec(spec: str) -> dict:
             "labelled": int(parts[4]) if parts[4] else None}
 
 
-def pretrain(spec: dict, pool: MicrographPool, data: Path, out: Path, seed: int,
+def pretrain(spec: dict, pool: list, data: Path, out: Path, seed: int,
              command: str, views_on_device: bool = True) -> dict:
     """Pretrain one method on the GPU within its seconds; save its bundle; return the figures."""
-    config = PretrainConfig(method=spec["method"], max_seconds=spec["seconds"],
-                            batch_size=spec["batch"], lr=spec["lr"], seed=seed, device=DEVICE,
-                            checkpoint_seconds=1e9)
-    config.matssl.views_on_device = views_on_device
+    from dataclasses import replace
+
+    options = method_spec(spec["method"]).options()
+    if spec["method"] == "matssl":
+        options = replace(options, views_on_device=views_on_device)
     labelled = None
     if spec["method"] == "pscl":
         stored = np.load(data / PSCL_FILE)
         labelled = (stored["image"], stored["strokes"])
         if spec["labelled"]:
-            config.pscl.labelled_crops = spec["labelled"]
-    trainer = Pretrainer(pool, config, labelled)
+            options = replace(options, labelled_crops=spec["labelled"])
+    config = PretrainConfig(method=spec["method"], budget=api.Budget(None, spec["seconds"]),
+                            batch_size=spec["batch"], lr=spec["lr"], seed=seed, device=DEVICE,
+                            checkpoint_seconds=1e9, options=options)
+    job = api.pretrain(pool, spec["method"], config=config, labelled=labelled, device=DEVICE,
+                       scale=1.0, info_band=0)
     t, first = time.perf_counter(), None
-    for event in trainer.run():
-        if event.kind == "step":
+    for event in job.run():
+        if event.kind is api.EventKind.STEP:
             first = event.loss if first is None else first
             if event.step % 100 == 0:
-                print(f"  {spec['method']} step {event.step} loss {event.loss:.4f} "
-                      f"{event.elapsed:.0f}s {event.parts}", flush=True)
-        elif event.kind == "message":
+                print(f"  {spec['method']} {event.message}", flush=True)
+        elif event.kind in (api.EventKind.MESSAGE, api.EventKind.ERROR):
             print(f"  {spec['method']}: {event.message}", flush=True)
+    trainer = job.trainer
     sample_times = []
     for _ in range(5):
         sync()
@@ -192,14 +203,14 @@ def pretrain(spec: dict, pool: MicrographPool, data: Path, out: Path, seed: int,
         trainer.method.sample()
         sync()
         sample_times.append(time.perf_counter() - s)
-    bundle = trainer.to_bundle()
+    bundle = job.result
     bundle.provenance["command"] = command
     bundle.provenance["host"] = device_name()
     bundle.provenance["data"] = ("the 164 unlabeled MetalDAM micrographs, prepared and stored as "
                                  "8-bit by benchmarks/gpu.py prepare")
     name = f"{spec['method']}-gpu.matseg"
     bundle.save(out / name)
-    views = spec["batch"] + (config.pscl.labelled_crops if spec["method"] == "pscl" else 0)
+    views = spec["batch"] + (config.options.labelled_crops if spec["method"] == "pscl" else 0)
     return {**spec, "bundle": name, "views_on_device": views_on_device, "steps": trainer.steps_done,
             "seconds": round(trainer.elapsed, 1), "wall_seconds": round(time.perf_counter() - t, 1),
             "steps_per_second": round(trainer.steps_done / max(trainer.elapsed, 1e-9), 2),

@@ -27,10 +27,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 import fewshot  # noqa: E402
 
+from napari_matseg import api  # noqa: E402
 from napari_matseg.core import list_images, load_bundle  # noqa: E402
 from napari_matseg.core.finetune import FinetuneConfig  # noqa: E402
-from napari_matseg.core.pretrain import MicrographPool, PretrainConfig, Pretrainer  # noqa: E402
-from napari_matseg.core.simulate import simulate_scribbles  # noqa: E402
+from napari_matseg.testing import simulate_scribbles  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 ENCODERS = RESULTS / "encoders"
@@ -39,25 +39,26 @@ PSCL_IMAGE = "micrograph0"
 
 def pretrain(method: str, minutes: float, seed: int, out: Path, resume: bool = False) -> dict:
     files = list_images([fewshot.DATA / "MetalDAM" / "unlabeled"])
-    pool = MicrographPool.from_paths(files)
-    config = PretrainConfig(method=method, max_seconds=minutes * 60, seed=seed)
+    config = api.PretrainConfig(method=method, budget=api.Budget(steps=None, max_seconds=minutes * 60),
+                                seed=seed)
     labelled = None
     if method == "pscl":
         image, truth = fewshot.metaldam_pair(PSCL_IMAGE)
         labelled = (image, simulate_scribbles(truth, seed=seed))
-        config.info_band = "auto"
-    trainer = Pretrainer(pool, config, labelled, checkpoint=out.with_name(out.name + ".ckpt"),
-                         resume=resume)
+    job = api.pretrain(files, method, config=config, labelled=labelled,
+                       checkpoint=out.with_name(out.name + ".ckpt"), resume=resume)
     t, losses = time.perf_counter(), []
-    for event in trainer.run():
-        if event.kind == "step":
+    for event in job.run():
+        if event.kind is api.EventKind.STEP:
             losses.append(event.loss)
             if event.step % 25 == 0:
-                print(f"  {method} step {event.step} loss {event.loss:.4f} {event.elapsed:.0f}s "
-                      f"{event.parts}", flush=True)
-        elif event.kind == "message":
+                print(f"  {method} {event.message}", flush=True)
+        elif event.kind is api.EventKind.MESSAGE:
             print(f"  {method}: {event.message}", flush=True)
-    bundle = trainer.to_bundle()
+        elif event.kind is api.EventKind.ERROR:
+            raise RuntimeError(event.error)
+    trainer, bundle = job.trainer, job.result
+    pool = trainer.pool
     bundle.provenance["command"] = (f"python benchmarks/pretrain.py --phase pretrain --methods "
                                     f"{method} --minutes {minutes} --seed {seed} --suffix="
                                     f"'{out.stem[len(method):]}'" + (" --resume" if resume else ""))
@@ -73,7 +74,7 @@ def evaluate(name: str, bundle, folds: list[int], seeds: list[int], nasa: bool,
     rows = []
     use_folds = [f for f in folds if not (name.startswith("pscl") and f == 2)]
     for seed in seeds:
-        config = FinetuneConfig(seed=seed)
+        config = FinetuneConfig(seed=seed)  # the package's default budget: 180 steps
         if name == "random":
             method = fewshot.UNetMethod(config, name=name, encoder_weights=None)
         else:

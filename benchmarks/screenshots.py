@@ -33,7 +33,7 @@ def main(argv=None):
 
     from fewshot import DATA
     from napari_matseg.core.imageio import read_image, read_labels
-    from napari_matseg.core.simulate import simulate_scribbles
+    from napari_matseg.testing import simulate_scribbles
 
     image = read_image(DATA / "MetalDAM" / "images" / f"{args.image}.jpg")
     truth = read_labels(DATA / "MetalDAM" / "labels" / f"{args.image}.png")
@@ -51,7 +51,8 @@ def main(argv=None):
     layer.data = strokes
     app = QApplication.instance()
     args.out.mkdir(parents=True, exist_ok=True)
-    train.budget.setValue(args.seconds)
+    train.steps.setValue(100_000)
+    train.time_cap.setValue(args.seconds)
     train.start_training()
     started = time.perf_counter()
     shot_taken = False
@@ -59,10 +60,9 @@ def main(argv=None):
         app.processEvents()
         time.sleep(0.01)
         if not shot_taken and time.perf_counter() - started > args.seconds * 0.6 \
-                and f"{args.image} prediction" in viewer.layers:
+                and f"{args.image} phases" in viewer.layers:
             viewer.screenshot(str(args.out / "training.png"), canvas_only=False)
             shot_taken = True
-    viewer.layers[f"{args.image} prediction"].visible = False
     predict.predict_layers([args.image])
     while predict.worker is not None:
         app.processEvents()

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--image", default="micrograph0")
-    p.add_argument("--seconds", type=int, default=60, help="training budget")
+    p.add_argument("--seconds", type=int, default=60, help="time cap of the training run")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "ui_latency.json")
     args = p.parse_args(argv)
 
@@ -37,7 +37,7 @@ def main(argv=None):
 
     from fewshot import DATA
     from napari_matseg.core.imageio import read_image, read_labels
-    from napari_matseg.core.simulate import simulate_scribbles
+    from napari_matseg.testing import simulate_scribbles
     from napari_matseg.widgets import AnnotateTrainWidget
 
     image = read_image(DATA / "MetalDAM" / "images" / f"{args.image}.jpg")
@@ -52,7 +52,8 @@ def main(argv=None):
     layer = train.new_scribble_layer()
     train.classes.add_class()
     layer.data = strokes
-    train.budget.setValue(args.seconds)
+    train.steps.setValue(100_000)
+    train.time_cap.setValue(args.seconds)
     app = QApplication.instance()
     for _ in range(20):
         app.processEvents()
@@ -65,8 +66,10 @@ def main(argv=None):
     first_preview: list[float] = []
     preview_times: list[float] = []
 
+    from napari_matseg.api import EventKind
+
     def watch(event):
-        if getattr(event, "kind", None) == "eval" and event.preview is not None:
+        if event.kind is EventKind.PREVIEW:
             now = time.perf_counter()
             preview_times.append(now)
             if not first_preview:

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from napari_matseg.core.finetune import FinetuneConfig
+from napari_matseg.core.budget import Budget
+from napari_matseg.core.finetune import AnnotatedImage, FinetuneConfig
+from napari_matseg.core.preprocess import PreprocessConfig
 from napari_matseg.core.pretrain import MicrographPool
-from napari_matseg.core.simulate import ScribbleSimulation, simulate_scribbles
-from napari_matseg.core.synthetic import voronoi_micrograph
+from napari_matseg.testing import ScribbleSimulation, simulate_scribbles, voronoi_micrograph
 
 
 @pytest.fixture(autouse=True)
@@ -33,8 +34,24 @@ def scribbles(micrograph):
 @pytest.fixture
 def fast_config():
     """A fine-tuning recipe small enough for a unit test on 2 CPU cores."""
-    return FinetuneConfig(max_steps=40, max_seconds=None, batch_size=4, crop_size=64,
+    return FinetuneConfig(budget=Budget(40), batch_size=4, crop_size=64,
                           eval_every=10, patience=100, validation_fraction=0.0, device="cpu")
+
+
+@pytest.fixture
+def small_recipe(monkeypatch):
+    """Make the default fine-tuning recipe small (64-px crops, 4 per step, a validation pass
+    every 5 steps) wherever the command line and the API build it, so end-to-end tests of the
+    CLI and the widgets stay fast."""
+    import functools
+
+    import napari_matseg.api.finetune_job as finetune_job
+    import napari_matseg.core as core
+
+    small = functools.partial(FinetuneConfig, crop_size=64, batch_size=4, eval_every=5)
+    monkeypatch.setattr(core, "FinetuneConfig", small)
+    monkeypatch.setattr(finetune_job, "FinetuneConfig", small)
+    return small
 
 
 @pytest.fixture(scope="session")
@@ -42,9 +59,9 @@ def trained(micrograph, scribbles):
     """A Finetuner trained briefly on the synthetic micrograph (shared by several tests)."""
     from napari_matseg.core.finetune import Finetuner
 
-    config = FinetuneConfig(max_steps=60, max_seconds=None, batch_size=4, crop_size=64,
+    config = FinetuneConfig(budget=Budget(60), batch_size=4, crop_size=64,
                             eval_every=20, patience=100, validation_fraction=0.0, device="cpu")
-    tuner = Finetuner(micrograph[0], scribbles, config=config, info_band=0)
+    tuner = Finetuner([AnnotatedImage(micrograph[0], scribbles, info_band=0)], config=config)
     tuner.train()
     return tuner
 
@@ -53,7 +70,7 @@ def trained(micrograph, scribbles):
 def pool():
     """Three 128x128 synthetic micrographs as a pretraining pool."""
     return MicrographPool([voronoi_micrograph((128, 128), grains=12, seed=s)[0] for s in range(3)],
-                          info_band=0)
+                          PreprocessConfig(info_band=0))
 
 
 @pytest.fixture(scope="module")

@@ -22,18 +22,18 @@ def test_round_trip_keeps_predictions_and_metadata(tmp_path, bundle, micrograph)
     assert loaded.class_names == ["matrix", "lamellar", "speckled"]
     assert loaded.class_colours == ["#0000ff", "#ff8000", "#00ff00"]
     prov = loaded.provenance
-    assert prov["steps"] == 60 and prov["seed"] == 0 and len(prov["image_sha256"]) == 16
+    assert prov["steps"] == 60 and prov["seed"] == 0 and len(prov["images"][0]["image_sha256"]) == 16
     assert prov["encoder_weights"].startswith("imagenet") and "package_version" in prov
     meta = read_metadata(path)
     assert meta["model"]["encoder"] == "tf_efficientnet_lite0" and meta["model"]["in_chans"] == 1
     image, _ = micrograph
-    a = predict_image(bundle.model, image, bundle.preprocess, PredictConfig(), info_band=0)
-    b = predict_image(loaded.model, image, loaded.preprocess, PredictConfig(), info_band=0)
+    a = predict_image(bundle.model, image, bundle.preprocess.with_info_band(0), PredictConfig())
+    b = predict_image(loaded.model, image, loaded.preprocess.with_info_band(0), PredictConfig())
     np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-6)
     assert loaded.class_prior == bundle.class_prior
     assert loaded.predict_config(tta=True).class_prior == tuple(bundle.class_prior)
-    direct = predict_image(loaded.model, image, loaded.preprocess, loaded.predict_config(),
-                           info_band=0)
+    direct = predict_image(loaded.model, image, loaded.preprocess.with_info_band(0),
+                           loaded.predict_config())
     np.testing.assert_array_equal(loaded.predict(image, info_band=0).labels, direct.labels)
 
 

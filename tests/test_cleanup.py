@@ -53,11 +53,11 @@ def test_unreadable_min_area_names_the_item(spec, message):
 def test_prediction_removes_small_regions_when_asked(trained, micrograph):
     image = micrograph[0]
     bundle = trained.to_bundle()
-    plain = predict_image(bundle.model, image, bundle.preprocess, PredictConfig(), info_band=0)
+    plain = predict_image(bundle.model, image, bundle.preprocess.with_info_band(0), PredictConfig())
     area = {k: 150 for k in (1, 2, 3)}
     assert sum(int((class_regions(plain.labels, k)[1][1:] < 150).sum()) for k in area) > 0
-    cleaned = predict_image(bundle.model, image, bundle.preprocess,
-                            PredictConfig(min_region_area=area), info_band=0)
+    cleaned = predict_image(bundle.model, image, bundle.preprocess.with_info_band(0),
+                            PredictConfig(min_region_area=area))
     np.testing.assert_array_equal(cleaned.labels, remove_small_regions(plain.labels, area))
     assert (cleaned.labels != plain.labels).any()
 

@@ -5,6 +5,7 @@ import pytest
 import tifffile
 from PIL import Image
 
+from napari_matseg.api import PHASE_COLUMNS
 from napari_matseg.cli import main
 from napari_matseg.core.bundle import load_bundle
 from napari_matseg.core.cleanup import class_regions, remove_small_regions
@@ -19,11 +20,7 @@ def files(tmp_path, micrograph, scribbles):
     return tmp_path
 
 
-def test_finetune_predict_evaluate_end_to_end(files, capsys, monkeypatch):
-    import napari_matseg.core.finetune as ft
-
-    monkeypatch.setattr(ft.FinetuneConfig, "crop_size", 64)
-    monkeypatch.setattr(ft.FinetuneConfig, "batch_size", 4)
+def test_finetune_predict_evaluate_end_to_end(files, capsys, small_recipe):
     model = files / "m.matseg"
     assert main(["finetune", str(files / "img.png"), str(files / "strokes.png"), "-o", str(model),
                  "--classes", "smooth", "lamellar", "speckled", "--steps", "30", "--device", "cpu",
@@ -43,9 +40,11 @@ def test_finetune_predict_evaluate_end_to_end(files, capsys, monkeypatch):
     assert (out / "img_uncertainty.tif").is_file()
     labels = tifffile.imread(out / "img_labels.tif")
     assert set(np.unique(labels)) <= {1, 2, 3}
-    rows = list(csv.DictReader(open(out / "phase_fractions.csv")))
-    assert [r["image"] for r in rows] == ["img.png", "b.tif"]
-    fractions = [float(rows[0][f"{n} (%)"]) for n in ("smooth", "lamellar", "speckled")]
+    rows = list(csv.DictReader(open(out / "phase_fractions.csv", encoding="utf-8")))
+    assert [r["image"] for r in rows] == ["img.png"] * 3 + ["b.tif"] * 3
+    assert [r["class"] for r in rows[:3]] == ["smooth", "lamellar", "speckled"]
+    assert list(rows[0]) == PHASE_COLUMNS
+    fractions = [float(r["area %"]) for r in rows[:3]]
     assert sum(fractions) == pytest.approx(100, abs=0.01)
     expected = np.bincount(labels.ravel(), minlength=4)[1:] / labels.size * 100
     np.testing.assert_allclose(fractions, expected, atol=0.01)
@@ -86,13 +85,37 @@ def test_finetune_predict_evaluate_end_to_end(files, capsys, monkeypatch):
     assert load_bundle(files / "m2.matseg").trained_steps == 35
 
 
+def test_finetune_on_two_images_and_a_warm_start_that_adds_one(files, capsys, small_recipe):
+    from napari_matseg.testing import ScribbleSimulation, simulate_scribbles, voronoi_micrograph
+
+    other, truth = voronoi_micrograph((120, 200), grains=16, phases=3, seed=4)
+    strokes = simulate_scribbles(truth, config=ScribbleSimulation(stroke_length=20, stroke_width=3,
+                                                                  erosion=1, painted_fraction=0.04))
+    Image.fromarray(other).save(files / "other.png")
+    Image.fromarray(strokes.astype(np.uint8)).save(files / "other_strokes.png")
+    first = files / "one.matseg"
+    assert main(["finetune", str(files / "img.png"), str(files / "strokes.png"), "-o", str(first),
+                 "--steps", "4"]) == 0
+    both = files / "both.matseg"
+    assert main(["finetune", str(files / "img.png"), str(files / "strokes.png"),
+                 str(files / "other.png"), str(files / "other_strokes.png"), "-o", str(both),
+                 "--start", str(first), "--steps", "4"]) == 0
+    bundle = load_bundle(both)
+    assert [r["name"] for r in bundle.provenance["images"]] == ["img", "other"]
+    assert bundle.trained_steps == 8 and bundle.provenance["warm_start"]["steps"] == 4
+
+
 @pytest.mark.parametrize("argv, message", [
     (["finetune", "{d}/img.png", "{d}/missing.png", "-o", "{d}/m.matseg"], "missing.png: no such file"),
     (["finetune", "{d}/img.png", "{d}/one.png", "-o", "{d}/m.matseg"], "only class 1 is painted"),
-    (["finetune", "{d}/img.png", "{d}/small.png", "-o", "{d}/m.matseg"], "do not match"),
+    (["finetune", "{d}/img.png", "{d}/small.png", "-o", "{d}/m.matseg"], "must be the size of the image"),
     (["predict", "{d}/strokes.png", "{d}/img.png", "-o", "{d}/out"], "not a readable model bundle"),
     (["finetune", "{d}/img.png", "{d}/strokes.png", "-o", "{d}/m.matseg", "--encoder", "nope"],
      "unknown encoder"),
+    (["finetune", "{d}/img.png", "{d}/strokes.png", "{d}/img.png", "-o", "{d}/m.matseg"],
+     "finetune takes pairs of IMAGE LABELS, got 3 paths"),
+    (["finetune", "{d}/img.png", "{d}/strokes.png", "{d}/img.png", "{d}/small.png", "-o",
+      "{d}/m.matseg"], "small.png: 10 x 10 pixels but"),
 ])
 def test_bad_input_exits_nonzero_with_one_line(files, capsys, argv, message):
     Image.fromarray(np.ones((160, 160), np.uint8)).save(files / "one.png")

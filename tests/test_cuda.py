@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from napari_matseg.core.finetune import FinetuneConfig, Finetuner
+from napari_matseg.core.budget import Budget
+from napari_matseg.core.finetune import AnnotatedImage, FinetuneConfig, Finetuner
 from napari_matseg.core.pretrain import Pretrainer
 from tiny_pretraining import tiny_config
 
@@ -16,9 +17,9 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 
 def test_finetune_and_predict_on_cuda_agree_with_the_cpu(micrograph, scribbles):
-    config = FinetuneConfig(max_steps=30, max_seconds=None, batch_size=4, crop_size=64,
+    config = FinetuneConfig(budget=Budget(30), batch_size=4, crop_size=64,
                             eval_every=10, patience=100, validation_fraction=0.0, device="cuda")
-    tuner = Finetuner(micrograph[0], scribbles, config=config, info_band=0)
+    tuner = Finetuner([AnnotatedImage(micrograph[0], scribbles, info_band=0)], config=config)
     tuner.train()
     assert tuner.device.type == "cuda" and tuner.steps_done == 30
     bundle = tuner.to_bundle()
@@ -31,7 +32,7 @@ def test_finetune_and_predict_on_cuda_agree_with_the_cpu(micrograph, scribbles):
 
 @pytest.mark.parametrize("method", ["matssl", "pscl", "sms"])
 def test_every_pretraining_method_trains_on_cuda(method, pool, annotated):
-    config = tiny_config(method, device="cuda", max_steps=4, batch_size=4)
+    config = tiny_config(method, steps=4, device="cuda", batch_size=4)
     trainer = Pretrainer(pool, config, labelled=annotated if method == "pscl" else None)
     trainer.train()
     losses = [v for _, v, _ in trainer.history]

@@ -4,8 +4,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from napari_matseg.core.budget import Budget
 from napari_matseg.core.diagnosis import diagnose_training
-from napari_matseg.core.finetune import Finetuner
+from napari_matseg.core.finetune import AnnotatedImage, Finetuner
 
 NAMES = ["matrix", "austenite", "MA"]
 
@@ -47,8 +48,8 @@ def test_the_kept_model_reports_its_recall_and_image_shares(trained):
 
 def test_a_model_stopped_after_a_few_steps_is_flagged(micrograph, scribbles, fast_config):
     image, _ = micrograph
-    config = replace(fast_config, max_steps=3, first_eval=1, validation_fraction=0.3)
-    tuner = Finetuner(image, scribbles, config=config, info_band=0)
+    config = replace(fast_config, budget=Budget(3), first_eval=1, validation_fraction=0.3)
+    tuner = Finetuner([AnnotatedImage(image, scribbles, info_band=0)], config=config)
     done = list(tuner.run())[-1]
     assert done.kind == "done" and done.diagnosis is not None
     assert done.diagnosis.held_out is True
@@ -60,14 +61,14 @@ def test_a_warm_start_counts_the_steps_its_model_had(trained, micrograph, scribb
     image, _ = micrograph
     bundle = trained.to_bundle(NAMES)
     assert bundle.trained_steps == 60
-    config = replace(fast_config, max_steps=45, min_steps=100)
-    tuner = Finetuner(image, scribbles, model=copy.deepcopy(bundle.model), config=config, info_band=0,
-                      steps_before=bundle.trained_steps)
+    config = replace(fast_config, budget=Budget(45), min_steps=100)
+    tuner = Finetuner([AnnotatedImage(image, scribbles, info_band=0)], model=copy.deepcopy(bundle.model),
+                      config=config, steps_before=bundle.trained_steps)
     tuner.train()
     assert tuner.provenance["total_steps"] == 105
     assert tuner.to_bundle(NAMES).trained_steps == 105
     assert not any("trained only" in w for w in tuner.diagnose(NAMES).warnings)
-    fresh = Finetuner(image, scribbles, config=replace(config, max_steps=2), info_band=0,
-                      steps_before=500)  # no model given: nothing to continue, so not counted
+    fresh = Finetuner([AnnotatedImage(image, scribbles, info_band=0)],
+                      config=replace(config, budget=Budget(2)), steps_before=500)  # no model given: nothing to continue, so not counted
     fresh.train()
     assert any("trained only 2 steps" in w for w in fresh.diagnose().warnings)

@@ -5,21 +5,29 @@ import numpy as np
 import pytest
 import torch
 
+from napari_matseg.core.budget import Budget
 from napari_matseg.core.errors import InputError
-from napari_matseg.core.finetune import Finetuner
+from napari_matseg.core.finetune import AnnotatedImage, Finetuner
 from napari_matseg.core.metrics import confusion_matrix, mean_iou
 from napari_matseg.core.predict import PredictConfig, predict_image
 
 
+def tune(image, scribbles, config, steps=None, pixel_size=None, **kwargs):
+    """Return a Finetuner on one image without an information band."""
+    if steps is not None:
+        config = replace(config, budget=Budget(steps))
+    return Finetuner([AnnotatedImage(image, scribbles, "image", info_band=0, pixel_size=pixel_size)],
+                     config=config, **kwargs)
+
+
 def _miou(model, preprocess, image, truth):
-    pred = predict_image(model, image, preprocess, PredictConfig(), info_band=0)
+    pred = predict_image(model, image, preprocess.with_info_band(0), PredictConfig())
     return mean_iou(confusion_matrix(truth, pred.labels - 1, 3))
 
 
 def test_finetuning_from_strokes_segments_the_image(micrograph, scribbles, fast_config):
     image, truth = micrograph
-    config = replace(fast_config, max_steps=80)
-    tuner = Finetuner(image, scribbles, config=config, info_band=0)
+    tuner = tune(image, scribbles, fast_config, 80)
     before = _miou(tuner.model, tuner.preprocess, image, truth)
     model = tuner.train()
     after = _miou(model, tuner.preprocess, image, truth)
@@ -29,21 +37,22 @@ def test_finetuning_from_strokes_segments_the_image(micrograph, scribbles, fast_
 
 def test_events_report_progress_and_previews(micrograph, scribbles, fast_config):
     image, _ = micrograph
-    tuner = Finetuner(image, scribbles, config=replace(fast_config, max_steps=20), info_band=0)
+    tuner = tune(image, scribbles, fast_config, 20)
     events = list(tuner.run(preview=True))
     steps = [e for e in events if e.kind == "step"]
     evals = [e for e in events if e.kind == "eval"]
     assert [e.step for e in steps] == list(range(1, 21))
     assert all(np.isfinite(e.loss) and e.elapsed >= 0 for e in steps)
     assert [e.step for e in evals] == [5, 10, 20]
-    assert evals[0].preview.shape == image.shape
-    assert set(np.unique(evals[0].preview)) <= {1, 2, 3}
+    assert evals[0].previews["image"].shape == image.shape
+    assert set(np.unique(evals[0].previews["image"])) <= {1, 2, 3}
+    assert [round(e.progress, 3) for e in evals] == [0.25, 0.5, 1.0]
     assert events[-1].kind == "done" and events[-1].reason == "budget"
 
 
 def test_stop_ends_training_and_keeps_the_best_weights(micrograph, scribbles, fast_config):
     image, _ = micrograph
-    tuner = Finetuner(image, scribbles, config=replace(fast_config, max_steps=500), info_band=0)
+    tuner = tune(image, scribbles, fast_config, 500)
     events = []
     for event in tuner.run():
         events.append(event)
@@ -57,46 +66,46 @@ def test_stop_ends_training_and_keeps_the_best_weights(micrograph, scribbles, fa
         torch.testing.assert_close(value, tuner.best_state[key])
 
 
-def test_time_budget_is_respected(micrograph, scribbles, fast_config):
+def test_a_time_cap_ends_training_and_says_so(micrograph, scribbles, fast_config):
     image, _ = micrograph
-    tuner = Finetuner(image, scribbles, config=replace(fast_config, max_steps=10_000, max_seconds=2.0),
-                      info_band=0)
+    tuner = tune(image, scribbles, replace(fast_config, budget=Budget(10_000, max_seconds=2.0)))
     *_, done = tuner.run()
-    assert done.reason == "time budget"
+    assert done.reason == "time cap"
     assert done.elapsed < 8
+    assert "time cap of 2 s ended training after" in done.diagnosis.warnings[0]
+    assert "of 10000 steps" in done.diagnosis.warnings[0]
 
 
 def test_warm_start_continues_from_the_given_model(micrograph, scribbles, fast_config):
     image, _ = micrograph
-    first = Finetuner(image, scribbles, config=replace(fast_config, max_steps=10), info_band=0)
+    first = tune(image, scribbles, fast_config, 10)
     model = first.train()
     snapshot = {k: v.clone() for k, v in model.state_dict().items()}
-    second = Finetuner(image, scribbles, model=model, config=replace(fast_config, max_steps=10),
-                       info_band=0)
+    second = tune(image, scribbles, fast_config, 10, model=model)
     assert second.model is model
     second.train()
     changed = [k for k, v in model.state_dict().items()
                if v.dtype.is_floating_point and not torch.equal(v, snapshot[k])]
     assert changed
     with pytest.raises(InputError, match="predicts 3 classes"):
-        Finetuner(image, scribbles, num_classes=4, model=model, config=fast_config, info_band=0)
+        tune(image, scribbles, fast_config, num_classes=4, model=model)
 
 
 def test_same_seed_same_training(micrograph, scribbles, fast_config):
     image, _ = micrograph
     losses = []
     for _ in range(2):
-        tuner = Finetuner(image, scribbles, config=replace(fast_config, max_steps=5), info_band=0)
+        tuner = tune(image, scribbles, fast_config, 5)
         losses.append([e.loss for e in tuner.run() if e.kind == "step"])
     assert losses[0] == losses[1]
 
 
 def test_held_out_strokes_drive_model_selection(micrograph, scribbles, fast_config):
     image, _ = micrograph
-    config = replace(fast_config, max_steps=30, validation_fraction=0.3)
-    tuner = Finetuner(image, scribbles, config=config, info_band=0)
-    assert (tuner.val_labels > 0).any()
-    assert not ((tuner.val_labels > 0) & (tuner.train_labels > 0)).any()
+    tuner = tune(image, scribbles, replace(fast_config, validation_fraction=0.3), 30)
+    held = tuner.images[0]
+    assert (held.val_labels > 0).any()
+    assert not ((held.val_labels > 0) & (held.train_labels > 0)).any()
     *_, done = tuner.run()
     assert done.best_step in {5, 10, 20, 30}
     assert len(tuner.history) == 4
@@ -105,19 +114,21 @@ def test_held_out_strokes_drive_model_selection(micrograph, scribbles, fast_conf
 def test_bad_inputs_are_input_errors(micrograph, scribbles, fast_config):
     image, _ = micrograph
     with pytest.raises(InputError, match="do not match"):
-        Finetuner(image, scribbles[:50], config=fast_config)
+        tune(image, scribbles[:50], fast_config)
     with pytest.raises(InputError, match="constant"):
-        Finetuner(np.zeros_like(image), scribbles, config=fast_config, info_band=0)
+        tune(np.zeros_like(image), scribbles, fast_config)
     with pytest.raises(InputError, match="2-D"):
-        Finetuner(np.stack([image] * 5), scribbles, config=fast_config)
-    with pytest.raises(InputError, match="use class 3"):
-        Finetuner(image, scribbles, num_classes=2, config=fast_config, info_band=0)
+        tune(np.stack([image] * 5), scribbles, fast_config)
+    with pytest.raises(InputError, match="not class numbers 1..2"):
+        tune(image, scribbles, fast_config, num_classes=2)
+    with pytest.raises(InputError, match="called 'a'"):
+        Finetuner([AnnotatedImage(image, scribbles, "a"), AnnotatedImage(image, scribbles, "a")],
+                  config=fast_config)
 
 
 def test_zero_encoder_lr_freezes_the_encoder(micrograph, scribbles, fast_config):
     image, _ = micrograph
-    tuner = Finetuner(image, scribbles, config=replace(fast_config, max_steps=5, encoder_lr=0.0),
-                      info_band=0)
+    tuner = tune(image, scribbles, replace(fast_config, encoder_lr=0.0), 5)
     before = {k: v.clone() for k, v in tuner.model.encoder.state_dict().items()}
     head = tuner.model.head.weight.detach().clone()
     tuner.train()
@@ -129,8 +140,8 @@ def test_zero_encoder_lr_freezes_the_encoder(micrograph, scribbles, fast_config)
 
 def test_entropy_term_weights_unpainted_pixels(micrograph, scribbles, fast_config):
     image, _ = micrograph
-    plain = Finetuner(image, scribbles, config=fast_config, info_band=0)
-    sharp = Finetuner(image, scribbles, config=replace(fast_config, entropy_weight=0.5), info_band=0)
+    plain = tune(image, scribbles, fast_config)
+    sharp = tune(image, scribbles, replace(fast_config, entropy_weight=0.5))
     logits = torch.zeros(2, 3, 8, 8)
     targets = torch.full((2, 8, 8), -1)
     targets[:, :2] = 1
@@ -140,14 +151,57 @@ def test_entropy_term_weights_unpainted_pixels(micrograph, scribbles, fast_confi
 
 def test_pixel_size_is_recorded_and_warm_starts_rescale(micrograph, scribbles, fast_config):
     image, _ = micrograph
-    first = Finetuner(image, scribbles, config=fast_config, info_band=0, pixel_size=0.05)
+    first = tune(image, scribbles, fast_config, pixel_size=0.05)
     assert first.preprocess.pixel_size == 0.05
     assert first.to_bundle().preprocess.pixel_size == 0.05
-    assert first.prepared.pixels.shape == image.shape
-    again = Finetuner(image, scribbles, config=fast_config, info_band=0, model=first.model,
-                      preprocess=first.preprocess, pixel_size=0.1)
+    assert first.images[0].prepared.pixels.shape == image.shape
+    again = tune(image, scribbles, fast_config, pixel_size=0.1, model=first.model,
+                 preprocess=first.preprocess)
     assert again.preprocess.scale == pytest.approx(2.0)
-    assert again.prepared.pixels.shape == (2 * image.shape[0], 2 * image.shape[1])
+    assert again.images[0].prepared.pixels.shape == (2 * image.shape[0], 2 * image.shape[1])
     with pytest.raises(InputError, match="pixel size"):
-        Finetuner(image, scribbles, config=fast_config, info_band=0, pixel_size=0.0)
+        tune(image, scribbles, fast_config, pixel_size=0.0)
+
+
+def test_training_on_two_images_of_different_sizes(micrograph, scribbles, fast_config):
+    from napari_matseg.testing import ScribbleSimulation, simulate_scribbles, voronoi_micrograph
+
+    image, _ = micrograph
+    other, truth = voronoi_micrograph((96, 224), grains=14, phases=3, seed=9)
+    strokes = simulate_scribbles(truth, config=ScribbleSimulation(stroke_length=20, stroke_width=3,
+                                                                  erosion=1, painted_fraction=0.04))
+    tuner = Finetuner([AnnotatedImage(image, scribbles, "a", info_band=0),
+                       AnnotatedImage(other, strokes, "b", info_band=0)],
+                      config=replace(fast_config, budget=Budget(12), validation_fraction=0.2))
+    owners = set()
+    sampler_draws = tuner.run(preview=True)
+    events = list(sampler_draws)
+    previews = [e.previews for e in events if e.kind == "eval"][-1]
+    assert previews["a"].shape == image.shape and previews["b"].shape == other.shape
+    bundle = tuner.to_bundle()
+    records = bundle.provenance["images"]
+    assert [r["name"] for r in records] == ["a", "b"]
+    assert records[1]["shape"] == [96, 224] and records[1]["painted_pixels"] == int((strokes > 0).sum())
+    assert all((t.val_labels > 0).any() for t in tuner.images), "held-out strokes from every image"
+    assert len(bundle.class_prior) == 3 and sum(bundle.class_prior) == pytest.approx(1, abs=1e-4)
+    del owners
+
+
+def test_the_crop_sampler_draws_from_every_image(micrograph, scribbles):
+    from napari_matseg.core.augment import AugmentConfig
+    from napari_matseg.core.scribbles import ScribbleCropSampler
+
+    image, _ = micrograph
+    small = np.zeros((64, 64), np.int64)
+    small[10:14, 10:40] = 1
+    small[40:44, 10:40] = 2
+    sampler = ScribbleCropSampler([(image / 255.0, scribbles), (np.ones((64, 64)) * 0.5, small)],
+                                  32, AugmentConfig(), np.random.default_rng(0), lambda x: x)
+    owners = np.concatenate([sampler._centres(8)[1] for _ in range(50)])
+    share_small = (owners == 1).mean()
+    # classes 1 and 2 are drawn in both images; the small image, with about 3 % of their
+    # strokes, gets its floor share (a quarter split between two images, at least 1/8)
+    assert 0.08 < share_small < 0.35
+    batch = sampler.sample(8)
+    assert batch.images.shape == (8, 1, 32, 32) and batch.targets.shape == (8, 32, 32)
 

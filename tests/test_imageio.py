@@ -44,10 +44,10 @@ def test_rgb_with_equal_channels_keeps_values(grey):
 
 
 def test_true_colour_becomes_luminance():
-    rgb = np.zeros((4, 4, 3), np.uint8)
+    rgb = np.zeros((20, 20, 3), np.uint8)
     rgb[..., 1] = 200
     out = to_grey(rgb)
-    assert out.shape == (4, 4)
+    assert out.shape == (20, 20)
     assert abs(int(out[0, 0]) - round(0.587 * 200)) <= 1
 
 
@@ -78,7 +78,34 @@ def test_labels_round_trip_png_and_tiff(tmp_path):
         np.testing.assert_array_equal(read_labels(tmp_path / name), labels)
     big = np.full((2, 2), 300)
     write_labels(tmp_path / "big.png", big)
-    np.testing.assert_array_equal(read_labels(tmp_path / "big.png"), big)
+    assert np.asarray(Image.open(tmp_path / "big.png")).max() == 300
+    with pytest.raises(InputError, match="values 300, which are not class numbers 0..64"):
+        read_labels(tmp_path / "big.png")
+
+
+def test_label_images_carry_their_class_colours_names_and_scale(tmp_path):
+    labels = np.zeros((20, 30), np.uint8)
+    labels[:, 10:] = 1
+    labels[:, 20:] = 2
+    names, colours = ["matrix", "carbide"], ["#ff0000", "#00ff00"]
+    png = write_labels(tmp_path / "l.png", labels, names, colours, pixel_size=0.5)
+    with Image.open(png) as im:
+        assert im.mode == "P"
+        assert im.convert("RGB").getpixel((25, 0)) == (0, 255, 0)
+        assert im.info["matseg:classes"] == "0 = unlabelled; 1 = matrix; 2 = carbide"
+        assert im.info["dpi"][0] == pytest.approx(50800, rel=1e-3)
+    np.testing.assert_array_equal(read_labels(png), labels)
+    tif = write_labels(tmp_path / "l.tif", labels, names, colours, pixel_size=0.5)
+    with tifffile.TiffFile(tif) as t:
+        assert t.is_imagej and t.imagej_metadata["unit"] == "um"
+        assert "1 = matrix" in t.imagej_metadata["Info"]
+        x = t.pages[0].tags["XResolution"].value
+        assert x[0] / x[1] == pytest.approx(2.0)
+        lut = np.asarray(t.imagej_metadata["LUTs"]).reshape(-1, 3, 256)[0]
+        assert tuple(lut[:, 2]) == (0, 255, 0)
+    np.testing.assert_array_equal(read_labels(tif), labels)
+    plain = write_labels(tmp_path / "p.png", labels, names, colours, plain=True)
+    assert Image.open(plain).mode == "L"
 
 
 def test_list_images_expands_folders(tmp_path, grey):

@@ -7,8 +7,8 @@ from torch import nn
 
 from napari_matseg.core.model import ModelConfig, build_model
 from napari_matseg.core.predict import PredictConfig, predict_image, predict_tiled
-from napari_matseg.core.preprocess import PreprocessConfig, standardise
-from napari_matseg.core.synthetic import voronoi_micrograph
+from napari_matseg.core.preprocess import PreprocessConfig
+from napari_matseg.testing.synthetic import voronoi_micrograph
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def test_one_tile_equals_whole_image_forward(model):
     pixels = np.random.default_rng(0).random((96, 128)).astype(np.float32)
     labels, probs, unc = predict_tiled(model, pixels, PredictConfig(tile=128))
     with torch.no_grad():
-        direct = model(standardise(torch.from_numpy(pixels))[None, None]).softmax(1)[0].numpy()
+        direct = model(model.standardise(torch.from_numpy(pixels))[None, None]).softmax(1)[0].numpy()
     np.testing.assert_allclose(probs, direct, atol=1e-5)
     np.testing.assert_array_equal(labels, direct.argmax(0))
     assert unc.min() >= 0 and unc.max() <= 1
@@ -64,7 +64,7 @@ def test_band_rows_are_left_unclassified(model, micrograph):
 
 def test_scaled_prediction_returns_full_size(model, micrograph):
     image, _ = micrograph
-    pred = predict_image(model, image, PreprocessConfig(scale=0.5), info_band=0)
+    pred = predict_image(model, image, PreprocessConfig(scale=0.5, info_band=0))
     assert pred.labels.shape == image.shape and pred.uncertainty.shape == image.shape
 
 
@@ -80,6 +80,9 @@ class PixelModel(nn.Module):
         with torch.no_grad():
             self.conv.weight[:] = torch.tensor([[[[4.0]]], [[[-4.0]]]])
             self.conv.bias.zero_()
+
+    def standardise(self, x):
+        return x - 0.5
 
     def forward(self, x):
         return self.conv(x)
@@ -108,10 +111,10 @@ def test_pixel_size_brings_a_zoomed_image_to_the_training_scale(trained, microgr
 
     image, _ = micrograph
     preprocess = replace(trained.preprocess, pixel_size=0.1)
-    reference = predict_image(trained.model, image, preprocess, info_band=0).labels
+    reference = predict_image(trained.model, image, preprocess.with_info_band(0)).labels
     zoomed = resize(image.astype(np.float32), 2.0)  # the same field at 0.05 µm per pixel
-    matched = predict_image(trained.model, zoomed, preprocess, info_band=0, pixel_size=0.05).labels
-    naive = predict_image(trained.model, zoomed, preprocess, info_band=0).labels
+    matched = predict_image(trained.model, zoomed, preprocess.with_info_band(0), pixel_size=0.05).labels
+    naive = predict_image(trained.model, zoomed, preprocess.with_info_band(0)).labels
     assert matched.shape == naive.shape == zoomed.shape
     agree_matched = (matched[::2, ::2] == reference).mean()
     agree_naive = (naive[::2, ::2] == reference).mean()
@@ -121,7 +124,7 @@ def test_pixel_size_brings_a_zoomed_image_to_the_training_scale(trained, microgr
 
 def test_class_prior_reweights_the_probabilities(trained, micrograph):
     image, truth = micrograph
-    pixels = trained.prepared.pixels
+    pixels = trained.images[0].prepared.pixels
     prior = trained.class_prior
     assert len(prior) == 3 and sum(prior) == pytest.approx(1, abs=1e-4)
     painted = np.bincount(truth.ravel(), minlength=3) / truth.size
@@ -137,3 +140,5 @@ def test_class_prior_reweights_the_probabilities(trained, micrograph):
     np.testing.assert_array_equal(predict_tiled(trained.model, pixels, off)[0], plain)
     with pytest.raises(ValueError, match="3 classes"):
         PredictConfig(class_prior=(0.5, 0.5)).class_weights(3)
+    with pytest.raises(ValueError, match="non-negative fractions"):
+        PredictConfig(class_prior=(float("nan"), 0.5))

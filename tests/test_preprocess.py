@@ -5,7 +5,7 @@ from napari_matseg.core.errors import InputError
 from napari_matseg.core.infoband import content_rows, detect_info_band
 from napari_matseg.core.normalize import PercentileNormalizer
 from napari_matseg.core.preprocess import PreprocessConfig, prepare_image
-from napari_matseg.core.synthetic import voronoi_micrograph
+from napari_matseg.testing.synthetic import voronoi_micrograph
 
 
 def with_info_band(image, rows=20):
@@ -58,8 +58,8 @@ def test_quartile_normaliser_is_not_moved_by_a_dark_crack():
 
 def test_8_and_16_bit_versions_of_an_image_prepare_alike():
     image, _ = voronoi_micrograph((64, 64), seed=0)
-    a = prepare_image(image, PreprocessConfig(), info_band=0).pixels
-    b = prepare_image(image.astype(np.uint16) * 257, PreprocessConfig(), info_band=0).pixels
+    a = prepare_image(image, PreprocessConfig(info_band=0)).pixels
+    b = prepare_image(image.astype(np.uint16) * 257, PreprocessConfig(info_band=0)).pixels
     np.testing.assert_allclose(a, b, atol=1e-5)
 
 
@@ -77,8 +77,8 @@ def test_auto_scale_halves_large_micrographs_only():
     assert auto_scale((703, 1024)) == 0.5
     assert auto_scale((512, 512)) == 1.0
     big, _ = voronoi_micrograph((100, 950), seed=0)
-    assert prepare_image(big, PreprocessConfig(), info_band=0).pixels.shape == (50, 475)
-    assert prepare_image(big, PreprocessConfig(scale=1.0), info_band=0).pixels.shape == (100, 950)
+    assert prepare_image(big, PreprocessConfig(info_band=0)).pixels.shape == (50, 475)
+    assert prepare_image(big, PreprocessConfig(scale=1.0, info_band=0)).pixels.shape == (100, 950)
 
 
 def test_pixel_size_rescales_to_the_training_scale():

@@ -3,6 +3,9 @@
 import numpy as np
 import pytest
 import torch
+
+from napari_matseg.core.budget import Budget
+from napari_matseg.core.finetune import AnnotatedImage
 import torch.nn.functional as F
 
 from napari_matseg.core.bundle import load_bundle
@@ -15,8 +18,8 @@ from napari_matseg.core.pretrain.pscl import (cell_classes, greedy_match, purest
                                               view_correspondence)
 from napari_matseg.core.pretrain.sms import (SMS, random_tile_masks, select_hardest,
                                              tile_edges, tile_index_map)
-from napari_matseg.core.simulate import ScribbleSimulation, simulate_scribbles
-from napari_matseg.core.synthetic import voronoi_micrograph
+from napari_matseg.testing.simulate import ScribbleSimulation, simulate_scribbles
+from napari_matseg.testing.synthetic import voronoi_micrograph
 from tiny_pretraining import tiny_config
 
 
@@ -57,8 +60,7 @@ def test_matssl_gates_receive_gradients_and_move(pool):
 
 
 def _matssl_views(pool, device, on_device):
-    cfg = tiny_config("matssl", seed=3)
-    cfg.matssl.views_on_device = on_device
+    cfg = tiny_config("matssl", seed=3, options={"views_on_device": on_device})
     trainer = Pretrainer(pool, cfg)
     trainer.method.to_device(torch.device(device))
     return trainer.method.sample()
@@ -95,13 +97,14 @@ def test_view_correspondence_maps_cells_to_the_same_source_pixels():
 
 
 def test_pscl_views_and_labels_line_up(pool, annotated):
-    cfg = tiny_config("pscl")
-    cfg.pscl.jitter.probability = 0.0
-    cfg.pscl.jitter.blur_probability = 0.0
+    from napari_matseg.core.pretrain.views import GreyJitterConfig
+
+    cfg = tiny_config("pscl", options={"jitter": GreyJitterConfig(probability=0.0,
+                                                                  blur_probability=0.0)})
     trainer = Pretrainer(pool, cfg, labelled=annotated)
     views, labels, turns = trainer.method.sample()
     n_all = len(turns)
-    assert views.shape[0] == 2 * n_all and labels.shape[0] == cfg.pscl.labelled_crops
+    assert views.shape[0] == 2 * n_all and labels.shape[0] == cfg.options.labelled_crops
     for i, (k, flip) in enumerate(turns):
         assert torch.equal(views[n_all + i], flip_rot90(views[i], k, flip))
 
@@ -146,8 +149,7 @@ def test_greedy_match_of_a_batch_equals_crop_by_crop_matching():
 
 
 def test_pscl_matched_cells_carry_the_right_class_well_above_chance():
-    from napari_matseg.core.encoders import create_encoder
-    from napari_matseg.core.preprocess import standardise
+    from napari_matseg.core.encoders import GREY_MEAN, GREY_STD, create_encoder
 
     encoder, _ = create_encoder()
     encoder.eval()
@@ -158,7 +160,7 @@ def test_pscl_matched_cells_carry_the_right_class_well_above_chance():
     hits, total = 0, 0
     with torch.no_grad():
         def feats(img):
-            x = standardise(torch.from_numpy(img.astype(np.float32) / 255)[None, None])
+            x = (torch.from_numpy(img.astype(np.float32) / 255)[None, None] - GREY_MEAN) / GREY_STD
             return encoder(x)[level][0].flatten(1).t()
 
         anchor_feats = feats(image)
@@ -209,8 +211,7 @@ def test_sms_selected_tiles_have_a_higher_loss_than_random_ones(pool):
 
 
 def test_sms_learns_to_reconstruct(pool):
-    cfg = tiny_config("sms", lr=2e-3)
-    cfg.max_steps = 25
+    cfg = tiny_config("sms", steps=25, lr=2e-3)
     trainer = Pretrainer(pool, cfg)
     trainer.train()
     losses = [v for _, v, _ in trainer.history]
@@ -231,9 +232,10 @@ def test_every_method_makes_a_starting_model_for_finetuning(method, pool, annota
     encoder_state = {k: v.clone() for k, v in bundle.model.encoder.state_dict().items()}
     assert torch.equal(encoder_state["conv_stem.weight"],
                        trainer.model.encoder.state_dict()["conv_stem.weight"].cpu())
-    config = FinetuneConfig(max_steps=2, max_seconds=None, batch_size=2, crop_size=64, device="cpu",
+    config = FinetuneConfig(budget=Budget(2), batch_size=2, crop_size=64, device="cpu",
                             validation_fraction=0.0)
-    tuner = Finetuner(micrograph[0], scribbles, config=config, info_band=0, pretrained=bundle)
+    tuner = Finetuner([AnnotatedImage(micrograph[0], scribbles, info_band=0)], config=config,
+                      pretrained=bundle)
     assert tuner.model.config.num_classes == 3
     assert torch.equal(tuner.model.encoder.state_dict()["conv_stem.weight"],
                        encoder_state["conv_stem.weight"])
@@ -267,10 +269,12 @@ def test_pscl_without_scribbles_is_a_clear_error(pool):
 
 
 def test_unknown_method_and_bad_crop_are_clear_errors(pool):
-    with pytest.raises(InputError, match="unknown pretraining method"):
-        Pretrainer(pool, tiny_config("byol"))
+    with pytest.raises(InputError, match="unknown pretraining method 'byol'; choose one of matssl, pscl, sms"):
+        PretrainConfig(method="byol")
     with pytest.raises(InputError, match="multiple of 32"):
-        Pretrainer(pool, PretrainConfig(crop_size=100, init="random"))
+        PretrainConfig(crop_size=100, init="random")
+    with pytest.raises(InputError, match="takes SMSConfig options"):
+        PretrainConfig(method="sms", options=tiny_config("matssl").options)
 
 
 def test_resume_continues_from_the_checkpoint(pool, tmp_path):
@@ -279,15 +283,34 @@ def test_resume_continues_from_the_checkpoint(pool, tmp_path):
     first.train()
     saved = {k: v.clone() for k, v in first.model.state_dict().items()}
     assert ckpt.is_file()
-    cfg = tiny_config("sms")
-    cfg.max_steps = 5
-    second = Pretrainer(pool, cfg, checkpoint=ckpt, resume=True)
+    second = Pretrainer(pool, tiny_config("sms", steps=5), checkpoint=ckpt, resume=True)
     run = second.run()
     message = next(run)
     assert message.kind == "message" and "resumed" in message.message and message.step == 3
     assert all(torch.equal(saved[k], v) for k, v in second.model.state_dict().items())
     steps = [e.step for e in run if e.kind == "step"]
     assert steps == [4, 5]
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", b"PK\x03\x04pickled"])
+def test_resuming_from_a_broken_checkpoint_is_a_clear_error(pool, tmp_path, content):
+    ckpt = tmp_path / "run.ckpt"
+    ckpt.write_bytes(content)
+    trainer = Pretrainer(pool, tiny_config("sms"), checkpoint=ckpt, resume=True)
+    with pytest.raises(InputError, match="not a usable pretraining checkpoint"):
+        next(trainer.run())
+
+
+def test_checkpoints_are_safetensors_not_pickles(pool, tmp_path):
+    from safetensors import safe_open
+
+    ckpt = tmp_path / "run.ckpt"
+    Pretrainer(pool, tiny_config("matssl"), checkpoint=ckpt).train()
+    with safe_open(str(ckpt), framework="pt") as f:
+        assert f.metadata()["format"] == "napari-matseg-pretrain-checkpoint"
+    other = Pretrainer(pool, tiny_config("sms"), checkpoint=ckpt, resume=True)
+    with pytest.raises(InputError, match="is a matssl checkpoint, not sms"):
+        next(other.run())
 
 
 def test_finetuner_refuses_a_segmentation_bundle_as_pretrained(trained):

@@ -10,7 +10,7 @@ from PIL import Image
 
 from napari_matseg.cli import main
 from napari_matseg.core.bundle import load_bundle, read_metadata
-from napari_matseg.core.synthetic import voronoi_micrograph
+from napari_matseg.testing.synthetic import voronoi_micrograph
 
 TINY = ["--crop-size", "64", "--batch-size", "2", "--device", "cpu", "--info-band", "0",
         "--init", "random"]

@@ -5,7 +5,7 @@ from napari_matseg.core.augment import AugmentConfig
 from napari_matseg.core.errors import InputError
 from napari_matseg.core.scribbles import (IGNORE, ScribbleCropSampler, check_scribbles,
                                           class_weights, split_strokes)
-from napari_matseg.core.simulate import simulate_scribbles
+from napari_matseg.testing.simulate import simulate_scribbles
 
 
 def test_bad_labels_get_clear_errors(micrograph, scribbles):
@@ -45,7 +45,7 @@ def test_class_weights_balance_unequal_painting():
 
 def test_sampler_targets_are_painted_classes_only(micrograph, scribbles):
     image, truth = micrograph
-    sampler = ScribbleCropSampler(image / 255.0, scribbles, 48, AugmentConfig(),
+    sampler = ScribbleCropSampler([(image / 255.0, scribbles)], 48, AugmentConfig(),
                                   np.random.default_rng(0), lambda x: x)
     batch = sampler.sample(16)
     assert batch.images.shape == (16, 1, 48, 48)
@@ -62,10 +62,10 @@ def test_unaugmented_crops_are_exact_windows_with_their_strokes(micrograph, scri
     identity = AugmentConfig(scale_range=(1.0, 1.0), free_rotation=False, flips=False,
                              centre_jitter=0.0, gamma_range=(1.0, 1.0), contrast_range=(1.0, 1.0),
                              brightness=0.0, noise_std=0.0, blur_probability=0.0)
-    sampler = ScribbleCropSampler(image / 255.0, scribbles, 32, identity,
+    sampler = ScribbleCropSampler([(image / 255.0, scribbles)], 32, identity,
                                   np.random.default_rng(3), lambda x: x)
     r, c = np.argwhere(scribbles[16:-16, 16:-16] > 0)[0] + 16
-    sampler._centres = lambda batch: np.array([[r, c]] * batch, dtype=float)
+    sampler._centres = lambda batch: (np.array([[r, c]] * batch, dtype=float), np.zeros(batch, int))
     crops = sampler.sample(2)
     window = image[r - 16:r + 16, c - 16:c + 16] / 255.0
     np.testing.assert_allclose(crops.images[0, 0].numpy(), window, atol=1e-5)

@@ -1,24 +1,57 @@
-"""``matseg``: fine-tune, predict and evaluate from the command line (no GUI needed)."""
+"""``matseg``: fine-tune, predict, evaluate and pretrain from the command line (no GUI needed).
+
+Every command is one job of :mod:`napari_matseg.api`; this module only parses arguments, shows
+progress and prints results. Bad input exits with status 2 and one line naming the problem;
+Ctrl-C or SIGTERM during training stops after the current step and saves a complete model.
+"""
 
 from __future__ import annotations
 
 import argparse
-import csv
+import math
+import signal
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from .core.errors import MatsegError
+from .core.errors import InputError, MatsegError
 
 EPILOG = """examples:
-  matseg finetune steel.tif strokes.png -o steel.matseg --classes matrix austenite MA --minutes 2
+  matseg finetune steel.tif strokes.png -o steel.matseg --classes matrix austenite MA
+  matseg finetune a.tif a_strokes.png b.tif b_strokes.png -o steel.matseg --start steel.matseg
   matseg predict steel.matseg micrographs/ -o results/
   matseg evaluate steel.matseg --images a.tif b.tif --labels a_gt.png b_gt.png
   matseg pretrain --method sms unlabeled/ -o my-encoder.matseg --minutes 60
   matseg finetune steel.tif strokes.png -o steel.matseg --start my-encoder.matseg
 """
+
+
+def _number(kind, minimum=None, strict=False, multiple=None):
+    """Return an argparse type: a finite ``kind`` (int or float) above ``minimum``."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a{'' if kind is int else ' finite'} "
+                                             f"{'whole ' if kind is int else ''}number") from None
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        if minimum is not None and (value <= minimum if strict else value < minimum):
+            raise argparse.ArgumentTypeError(f"must be {'greater than' if strict else 'at least'} "
+                                             f"{minimum}, got {text}")
+        if multiple and value % multiple:
+            raise argparse.ArgumentTypeError(f"must be a multiple of {multiple}, got {text}")
+        return value
+
+    return parse
+
+
+positive_int = _number(int, 1)
+positive_float = _number(float, 0, strict=True)
 
 
 def _info_band(value: str):
@@ -33,20 +66,14 @@ def _info_band(value: str):
     return rows
 
 
-def _positive_float(value: str) -> float:
-    v = float(value)
-    if v <= 0:
-        raise argparse.ArgumentTypeError("must be greater than 0")
-    return v
-
-
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--info-band", type=_info_band, default="auto", metavar="auto|ROWS",
+    p.add_argument("--info-band", type=_info_band, default=None, metavar="auto|ROWS",
                    help="height of the microscope's information band at the image bottom, kept out "
-                        "of training and prediction: 'auto' detects it (default), 0 means none")
+                        "of training and prediction: 'auto' detects it, 0 means none (default: auto; "
+                        "predict and evaluate: as the model was trained)")
     p.add_argument("--device", default="auto",
                    help="torch device: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=positive_int, default=None,
                    help="CPU threads torch may use (default: torch's choice)")
 
 
@@ -57,83 +84,83 @@ def _add_min_area(p: argparse.ArgumentParser) -> None:
                         "1..K); a bare number applies to every class (default: keep all regions)")
 
 
-def _min_area(args, bundle) -> dict[int, int] | None:
-    from .core.cleanup import parse_min_area
-
-    return parse_min_area(args.min_area, bundle.class_names) if args.min_area else None
-
-
 def _add_pixel_size(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--pixel-size", type=_positive_float, default=None, metavar="UM",
+    p.add_argument("--pixel-size", type=positive_float, default=None, metavar="UM",
                    help="µm per pixel of the images. Given at training and at prediction, each "
                         "image is brought to the training image's physical scale (useful when "
                         "features keep their physical size across magnifications)")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .api.budgets import FIRST_FIT_STEPS
+    from .core.pretrain import methods
+
     parser = argparse.ArgumentParser(
         prog="matseg", description="Segment micrographs from a few painted strokes.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command")
 
-    ft = sub.add_parser("finetune", help="train a model from strokes painted on one image",
-                        description="Fine-tune a segmentation model on one micrograph from a label "
-                                    "image of painted strokes (0 = unpainted, 1..K = classes).")
-    ft.add_argument("image", type=Path, help="the micrograph (TIFF, PNG, JPEG, BMP)")
-    ft.add_argument("labels", type=Path,
-                    help="label image of the same size: 0 unpainted, 1..K the painted classes")
+    ft = sub.add_parser("finetune", help="train a model from strokes painted on one or more images",
+                        description="Fine-tune a segmentation model on one or several micrographs, "
+                                    "each with a label image of painted strokes (0 = unpainted, "
+                                    "1..K = classes).")
+    ft.add_argument("pairs", type=Path, nargs="+", metavar="IMAGE LABELS",
+                    help="pairs of a micrograph (TIFF, PNG, JPEG, BMP) and its label image of the "
+                         "same size: 0 unpainted, 1..K the painted classes")
     ft.add_argument("-o", "--output", type=Path, required=True, help="model bundle to write (.matseg)")
     ft.add_argument("--classes", nargs="+", metavar="NAME",
                     help="class names in label order 1..K (default: 'class 1', 'class 2', ...)")
     ft.add_argument("--colours", nargs="+", metavar="HEX", help="class colours, e.g. '#1f77b4'")
-    budget = ft.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=int, help="stop after this many optimiser steps")
-    budget.add_argument("--minutes", type=_positive_float, help="stop after this many minutes")
+    ft.add_argument("--steps", type=positive_int, default=None,
+                    help=f"optimiser steps (default {FIRST_FIT_STEPS}; continuing a model: fewer, "
+                         "see the user guide)")
+    ft.add_argument("--minutes", type=positive_float,
+                    help="stop after this many minutes even if the steps are not done (a cap; "
+                         "the model says when it cut training short)")
     ft.add_argument("--start", type=Path, metavar="MODEL",
                     help="continue training this bundle (warm start), or start from a pretrained "
                          "bundle made by 'matseg pretrain', instead of ImageNet weights")
     ft.add_argument("--encoder", default=None,
                     help="timm encoder of a new model (default tf_efficientnet_lite0, ImageNet weights)")
-    ft.add_argument("--scale", type=_positive_float, default=None,
+    ft.add_argument("--scale", type=positive_float, default=None,
                     help="resample images by this factor before the network sees them (e.g. 0.5)")
-    ft.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    ft.add_argument("--seed", type=_number(int, 0), default=0, help="random seed (default 0)")
     _add_common(ft)
     _add_pixel_size(ft)
 
+    registered = methods()
     pt = sub.add_parser("pretrain", help="self-supervised pretraining on unlabeled micrographs",
                         description="Pretrain the segmentation network on your own unlabeled "
-                                    "micrographs (MatSSL, PSCL or SMS); the result is a starting "
-                                    "model for 'matseg finetune --start' and the widgets. Runs "
-                                    "data-parallel under 'torchrun --nproc-per-node N'.")
+                                    "micrographs; the result is a starting model for 'matseg "
+                                    "finetune --start' and the widgets. Runs data-parallel under "
+                                    "'torchrun --nproc-per-node N'.")
     pt.add_argument("inputs", type=Path, nargs="+", metavar="IMAGE_OR_DIR",
                     help="unlabeled micrographs, or folders of them")
-    pt.add_argument("--method", choices=["matssl", "pscl", "sms"], required=True,
-                    help="matssl: contrastive with gated multi-stage fusion; pscl: image + patch "
-                         "contrast spreading the labels of one scribbled image (needs --labels); "
-                         "sms: masked reconstruction with selective masking")
+    pt.add_argument("--method", choices=list(registered), required=True,
+                    help="; ".join(f"{s.name}: {s.description}" for s in registered.values()))
     pt.add_argument("-o", "--output", type=Path, required=True, help="pretrained bundle to write (.matseg)")
     pt.add_argument("--labels", nargs=2, type=Path, metavar=("IMAGE", "SCRIBBLES"),
-                    help="PSCL only: the annotated image and its scribbles (0 unpainted, 1..K)")
-    pbudget = pt.add_mutually_exclusive_group()
-    pbudget.add_argument("--steps", type=int, help="stop after this many optimiser steps")
-    pbudget.add_argument("--minutes", type=_positive_float,
-                         help="stop after this many minutes (default 10)")
-    pt.add_argument("--batch-size", type=int, default=None,
+                    help="for methods that need labels (pscl): the annotated image and its "
+                         "scribbles (0 unpainted, 1..K)")
+    pt.add_argument("--steps", type=positive_int, help="stop after this many optimiser steps")
+    pt.add_argument("--minutes", type=positive_float,
+                    help="stop after this many minutes (default 10 unless --steps is given)")
+    pt.add_argument("--batch-size", type=_number(int, 2), default=None,
                     help="views per step and process (default 16; pairs for matssl, unlabeled crops "
                          "for pscl)")
-    pt.add_argument("--crop-size", type=int, default=None, help="view side in pixels (default 160)")
-    pt.add_argument("--lr", type=_positive_float, default=None,
-                    help="learning rate (default: the method's: matssl 0.1 SGD, pscl 1e-4 Adam, "
-                         "sms 1e-3 AdamW)")
+    pt.add_argument("--crop-size", type=_number(int, 32, multiple=32), default=None,
+                    help="view side in pixels, a multiple of 32 (default 160)")
+    pt.add_argument("--lr", type=positive_float, default=None,
+                    help="learning rate (default: the method's)")
     pt.add_argument("--init", default="imagenet", metavar="imagenet|random|MODEL",
                     help="starting weights: ImageNet (default), random, or a bundle to continue from")
     pt.add_argument("--encoder", default=None, help="timm encoder name (default tf_efficientnet_lite0)")
     pt.add_argument("--sms-schedule", choices=["partitioned", "online"], default="partitioned",
                     help="sms: the authors' partitioned schedule (default) or per-batch selection")
-    pt.add_argument("--scale", type=_positive_float, default=None,
+    pt.add_argument("--scale", type=positive_float, default=None,
                     help="resample images by this factor first (default: 0.5 for images >= 900 px)")
-    pt.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    pt.add_argument("--seed", type=_number(int, 0), default=0, help="random seed (default 0)")
     pt.add_argument("--checkpoint", type=Path, default=None,
                     help="checkpoint file (default: OUTPUT with .ckpt added), written every 2 minutes")
     pt.add_argument("--resume", action="store_true",
@@ -141,17 +168,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(pt)
 
     pr = sub.add_parser("predict", help="segment images with a trained model",
-                        description="Write a class label image per input image and a CSV of phase "
-                                    "(area) fractions.")
+                        description="Write a class label image per input image (coloured with the "
+                                    "class colours) and a CSV of phase (area) fractions.")
     pr.add_argument("model", type=Path, help="model bundle (.matseg)")
     pr.add_argument("inputs", type=Path, nargs="+", metavar="IMAGE_OR_DIR",
                     help="images, or folders whose images are all segmented")
     pr.add_argument("-o", "--output", type=Path, required=True, help="folder for the results")
-    pr.add_argument("--format", choices=["png", "tif"], default="png", help="label image format")
+    pr.add_argument("--format", choices=["png", "tif"], default="png",
+                    help="label images: png (palette, opens coloured anywhere) or tif (ImageJ/Fiji "
+                         "lookup table and calibration)")
+    pr.add_argument("--plain", action="store_true",
+                    help="write bare class indices 1..K instead of coloured label images")
+    pr.add_argument("--overwrite", action="store_true",
+                    help="replace results already in the output folder (default: refuse)")
     pr.add_argument("--uncertainty", action="store_true",
                     help="also write a float TIFF of per-pixel uncertainty (normalised entropy)")
     pr.add_argument("--tta", action="store_true", help="average over flips (4x slower, smoother)")
-    pr.add_argument("--tile", type=int, default=1024, help="tile size in pixels (default 1024)")
+    pr.add_argument("--tile", type=_number(int, 32), default=1024,
+                    help="tile size in pixels (default 1024, at least 32)")
     _add_min_area(pr)
     _add_common(pr)
     _add_pixel_size(pr)
@@ -166,8 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="ground-truth label images, one per image, in the same order")
     ev.add_argument("--zero-based", action="store_true",
                     help="ground truth numbers classes 0..K-1 (every pixel labelled)")
-    ev.add_argument("--miou-classes", type=int, nargs="+", metavar="K",
-                    help="classes (1..K) averaged into mIoU (default: all)")
+    ev.add_argument("--miou-classes", type=positive_int, nargs="+", metavar="K",
+                    help="classes averaged into mIoU, numbered 1..K as the model's classes "
+                         "(default: all)")
     _add_min_area(ev)
     _add_common(ev)
     _add_pixel_size(ev)
@@ -181,187 +216,215 @@ def _progress(total, desc, unit):
                 disable=None)
 
 
-def cmd_finetune(args) -> int:
-    from .core import FinetuneConfig, Finetuner, load_bundle, read_image, read_labels
-    from .core.model import ModelConfig
-    from .core.preprocess import PreprocessConfig
+@contextmanager
+def stop_on_signals(job):
+    """While the block runs, the first Ctrl-C or SIGTERM asks ``job`` to stop after its current
+    step (it then finishes and saves what it has); a second Ctrl-C aborts."""
+    count = 0
 
-    image, labels = read_image(args.image), read_labels(args.labels)
-    config = FinetuneConfig(seed=args.seed, device=args.device)
-    if args.steps:
-        config.max_steps, config.max_seconds = args.steps, None
-    if args.minutes:
-        config.max_seconds = args.minutes * 60
-        config.max_steps = max(config.max_steps, int(config.max_seconds * 10))
-    start = load_bundle(args.start) if args.start else None
-    pretrained = start if start is not None and start.kind == "pretrained" else None
-    if pretrained:
-        start = None
-    model = start.model if start else None
-    preprocess = start.preprocess if start else PreprocessConfig()
-    if args.scale:
-        preprocess.scale = args.scale
-    model_config = ModelConfig(encoder=args.encoder) if args.encoder else None
-    names = args.classes or (start.class_names if start else None)
-    tuner = Finetuner(image, labels, num_classes=len(names) if names else None, model=model,
-                      config=config, preprocess=preprocess, model_config=model_config,
-                      info_band=args.info_band, pretrained=pretrained, pixel_size=args.pixel_size,
-                      steps_before=start.trained_steps if start else 0)
-    bar = _progress(config.max_steps, "fine-tuning", "step")
-    done = None
+    def handler(signum, _frame):
+        nonlocal count
+        count += 1
+        if count > 1:
+            raise KeyboardInterrupt
+        job.stop()
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        print(f"\n{name}: stopping after this step and keeping what was learnt "
+              "(press Ctrl-C again to abort without saving)", file=sys.stderr)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        for event in tuner.run():
-            if event.kind == "step":
-                bar.update(event.step - bar.n)
-                bar.set_postfix(loss=f"{event.loss:.3f}")
-            elif event.kind == "done":
-                done = event
-    except KeyboardInterrupt:
-        tuner.stop()
-        print("interrupted: keeping the best model so far", file=sys.stderr)
+        yield
     finally:
-        bar.close()
-    colours = args.colours or (start.class_colours if start else None)
-    bundle = tuner.to_bundle(names, colours)
-    if start:
-        bundle.provenance["warm_start"] = start.provenance
-    bundle.save(args.output)
-    reason = done.reason if done else "interrupted"
-    print(f"saved {args.output} ({tuner.provenance.get('steps', tuner.steps_done)} steps, best at "
-          f"step {tuner.best_step}, stopped by {reason})")
-    if tuner.class_prior is not None:
-        for warning in tuner.diagnose(names).warnings:
-            print(f"warning: {warning}", file=sys.stderr)
-    return 0
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _run_training(job, desc: str, unit_total: int | None):
+    """Run a training job with a progress bar; return its last event (DONE or ERROR)."""
+    from .api import EventKind
+
+    bar = _progress(unit_total or 1000, desc, "step" if unit_total else "‰")
+    last = None
+    with stop_on_signals(job):
+        for event in job.run():
+            if event.kind is EventKind.STEP:
+                bar.update((event.step if unit_total else int(1000 * event.progress)) - bar.n)
+                bar.set_postfix(loss=f"{event.loss:.3f}")
+            elif event.kind is EventKind.MESSAGE and event.message:
+                bar.write(event.message)
+            elif event.kind in (EventKind.DONE, EventKind.ERROR):
+                last = event
+    bar.close()
+    return last
+
+
+def _pairs(paths: list[Path]) -> list[tuple[Path, Path]]:
+    if len(paths) % 2:
+        raise InputError(f"finetune takes pairs of IMAGE LABELS, got {len(paths)} paths: "
+                         + " ".join(str(p) for p in paths))
+    return [(paths[i], paths[i + 1]) for i in range(0, len(paths), 2)]
+
+
+def _names(pairs) -> list[str]:
+    from .api.outputs import unique_stems
+
+    return unique_stems([image.name for image, _ in pairs])
+
+
+def cmd_finetune(args) -> int:
+    from . import api
+    from .core import AnnotatedImage, Budget, FinetuneConfig
+    from .core.imageio import read_image, read_labels
+
+    api.check_model_path(args.output)
+    pairs = _pairs(args.pairs)
+    images = []
+    for name, (image_path, labels_path) in zip(_names(pairs), pairs):
+        image = read_image(image_path)
+        labels = read_labels(labels_path, len(args.classes) if args.classes else None)
+        if labels.shape != image.shape:
+            raise InputError(f"{labels_path}: {labels.shape[1]} x {labels.shape[0]} pixels but "
+                             f"{image_path} is {image.shape[1]} x {image.shape[0]}: each label "
+                             "image must be the size of the image before it")
+        images.append(AnnotatedImage(image, labels, name, info_band=args.info_band,
+                                     pixel_size=args.pixel_size))
+    budget = None
+    if args.steps or args.minutes:
+        continuing = args.start is not None
+        steps = args.steps or api.default_finetune_budget(continuing).steps
+        budget = Budget(steps=steps, max_seconds=args.minutes * 60 if args.minutes else None)
+    job = api.finetune(images, args.classes, args.colours, start=args.start, budget=budget,
+                       config=FinetuneConfig(seed=args.seed), encoder=args.encoder,
+                       scale=args.scale, device=args.device)
+    print(f"training from {job.start.description}: {job.budget.describe()} on {job.device.type}",
+          file=sys.stderr)
+    last = _run_training(job, "fine-tuning", job.budget.steps)
+    if last is None or last.error is not None or job.result is None:
+        raise MatsegError(last.error if last is not None else "training ended without a model")
+    written, note = api.save_with_fallback(job.result.save, args.output)
+    if note:
+        print(f"warning: {note}", file=sys.stderr)
+    print(f"saved {written} ({last.message})")
+    for warning in last.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0 if note is None else 1
 
 
 def cmd_pretrain(args) -> int:
-    from .core import list_images, read_image, read_labels
-    from .core.errors import InputError
-    from .core.pretrain import MicrographPool, PretrainConfig, Pretrainer
-    from .core.preprocess import PreprocessConfig
+    from . import api
+    from .core import Budget, list_images
+    from .core.pretrain import PretrainConfig, method_spec
 
-    if args.method == "pscl" and not args.labels:
-        raise InputError("pscl needs --labels IMAGE SCRIBBLES (one image with painted strokes)")
-    config = PretrainConfig(method=args.method, seed=args.seed, device=args.device,
-                            info_band=args.info_band, init=args.init, lr=args.lr)
-    if args.encoder:
-        config.encoder = args.encoder
-    if args.batch_size:
-        config.batch_size = args.batch_size
-    if args.crop_size:
-        config.crop_size = args.crop_size
-    config.sms.schedule = args.sms_schedule
-    if args.steps:
-        config.max_steps, config.max_seconds = args.steps, None
-    else:
-        config.max_seconds = (args.minutes or 10.0) * 60
-    files = list_images(args.inputs)
-    bar = _progress(len(files), "reading", "image")
-    pool = MicrographPool.from_paths(files, PreprocessConfig(scale=args.scale), args.info_band,
-                                     progress=lambda i, n: bar.update(1))
-    bar.close()
-    labelled = (read_image(args.labels[0]), read_labels(args.labels[1])) if args.labels else None
+    api.check_model_path(args.output)
+    spec = method_spec(args.method)
+    if spec.needs_labels and not args.labels:
+        raise InputError(f"{args.method} needs --labels IMAGE SCRIBBLES (one image with painted strokes)")
+    options = spec.options()
+    if args.method == "sms":
+        from dataclasses import replace
+
+        options = replace(options, schedule=args.sms_schedule)
+    budget = Budget(steps=args.steps, max_seconds=(args.minutes * 60 if args.minutes
+                                                   else None if args.steps else 600.0))
+    config = PretrainConfig(method=args.method, budget=budget, seed=args.seed, init=args.init,
+                            lr=args.lr, options=options,
+                            **{k: v for k, v in (("encoder", args.encoder), ("batch_size", args.batch_size),
+                                                 ("crop_size", args.crop_size)) if v})
     checkpoint = args.checkpoint or args.output.with_name(args.output.name + ".ckpt")
-    trainer = Pretrainer(pool, config, labelled, checkpoint=checkpoint, resume=args.resume)
-    main_rank = trainer.dist.is_main
-    timed = config.max_seconds is not None
-    bar = _progress(int(config.max_seconds) if timed else config.max_steps,
-                    f"pretraining ({args.method})", "s" if timed else "step")
-    if not main_rank:
-        bar.disable = True
-    try:
-        for event in trainer.run():
-            if event.kind == "step":
-                bar.update((int(event.elapsed) if timed else event.step) - bar.n)
-                bar.set_postfix(step=event.step, loss=f"{event.loss:.4f}")
-            elif event.kind == "message" and main_rank:
-                bar.write(event.message)
-    except KeyboardInterrupt:
-        trainer.stop()
-        print(f"interrupted: resume with --resume (checkpoint {checkpoint})", file=sys.stderr)
-    finally:
-        bar.close()
-    if main_rank:
-        bundle = trainer.to_bundle()
-        bundle.provenance["command"] = "matseg " + " ".join(args.argv)
-        bundle.save(args.output)
-        print(f"saved {args.output} ({trainer.steps_done} steps, {trainer.elapsed:.0f} s, "
-              f"{len(pool)} images, {trainer.dist.world} process(es))")
-    trainer.close()
-    return 0
+    if args.resume and not checkpoint.is_file():
+        raise InputError(f"{checkpoint}: no checkpoint to resume from")
+    job = api.pretrain(list_images(args.inputs), args.method, config=config,
+                       labelled=tuple(args.labels) if args.labels else None, checkpoint=checkpoint,
+                       resume=args.resume, device=args.device, scale=args.scale,
+                       info_band=args.info_band or "auto")
+    last = _run_training(job, f"pretraining ({args.method})", None)
+    if last is None or last.error is not None:
+        raise MatsegError(last.error if last is not None else "pretraining ended unexpectedly")
+    trainer = job.trainer
+    if trainer is not None and not trainer.dist.is_main:
+        return 0
+    if job.result is None:
+        print(last.message, file=sys.stderr)
+        return 1
+    job.result.provenance["command"] = "matseg " + " ".join(args.argv)
+    written, note = api.save_with_fallback(job.result.save, args.output)
+    if note:
+        print(f"warning: {note}", file=sys.stderr)
+    print(f"saved {written} ({last.message}); checkpoint {checkpoint} (resume with --resume)")
+    return 0 if note is None else 1
 
 
-def _phase_row(name, labels, class_names):
-    from .core.metrics import phase_fractions
+def _predict_options(args):
+    from .api import PredictOptions
+    from .core.bundle import AS_TRAINED
 
-    fractions = phase_fractions(labels, len(class_names), offset=1)
-    return {"image": name, **{f"{c} (%)": round(100 * f, 3) for c, f in zip(class_names, fractions)}}
+    return PredictOptions(tta=getattr(args, "tta", False), tile=getattr(args, "tile", 1024),
+                          min_region_area=" ".join(args.min_area) if args.min_area else None,
+                          info_band=AS_TRAINED if args.info_band is None else args.info_band,
+                          pixel_size=args.pixel_size)
 
 
 def cmd_predict(args) -> int:
-    from .core import list_images, load_bundle, read_image, write_labels
-    from .core.device import pick_device
+    from . import api
+    from .core import list_images
 
-    bundle = load_bundle(args.model, expect="segmentation")
-    min_area = _min_area(args, bundle)
-    files = list_images(args.inputs)
-    device = pick_device(args.device)
-    args.output.mkdir(parents=True, exist_ok=True)
-    rows, failed = [], 0
-    bar = _progress(len(files), "predicting", "image")
-    for path in files:
-        try:
-            image = read_image(path)
-            pred = bundle.predict(image, args.info_band, args.pixel_size, device, tile=args.tile,
-                                  tta=args.tta, keep_probabilities=False,
-                                  min_region_area=min_area)
-        except MatsegError as exc:
-            failed += 1
-            print(f"skipped {exc}", file=sys.stderr)
-            bar.update(1)
-            continue
-        write_labels(args.output / f"{path.stem}_labels.{args.format}", pred.labels)
-        if args.uncertainty:
-            import tifffile
-
-            tifffile.imwrite(args.output / f"{path.stem}_uncertainty.tif", pred.uncertainty)
-        rows.append(_phase_row(path.name, pred.labels, bundle.class_names))
-        bar.update(1)
+    output = api.OutputFolder(args.output, args.format, args.uncertainty, args.plain, args.overwrite)
+    job = api.predict(args.model, list_images(args.inputs), _predict_options(args), args.device,
+                      output)
+    bar = _progress(len(job.sources), "predicting", "image")
+    with stop_on_signals(job):
+        for event in job.run():
+            if event.kind is api.EventKind.RESULT:
+                bar.update(1)
+                if event.error:
+                    bar.write(f"skipped {event.error}" if event.error.startswith(event.name)
+                              else f"skipped {event.name}: {event.error}")
+            elif event.kind is api.EventKind.ERROR:
+                bar.close()
+                raise MatsegError(event.error)
     bar.close()
-    if rows:
-        with open(args.output / "phase_fractions.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-    print(f"segmented {len(rows)} image(s) into {args.output}" + (f", {failed} skipped" if failed else ""))
-    return 0 if rows else 1
+    summary = job.result
+    print(f"segmented {summary.predicted} image(s) into {args.output}"
+          + (f", {len(summary.failed)} skipped" if summary.failed else "")
+          + (f"; {summary.csv.name} written" if summary.csv else ""))
+    return 0 if summary.predicted and not summary.failed else 1
 
 
 def cmd_evaluate(args) -> int:
-    from .core import InputError, confusion_matrix, load_bundle, read_image, read_labels, score
-    from .core.device import pick_device
+    from . import api
+    from .core import confusion_matrix, load_bundle, read_image, read_labels, score
 
     if len(args.images) != len(args.labels):
         raise InputError(f"{len(args.images)} images but {len(args.labels)} label images")
     bundle = load_bundle(args.model, expect="segmentation")
-    min_area = _min_area(args, bundle)
-    device = pick_device(args.device)
     k = len(bundle.class_names)
-    cm = np.zeros((k, k), np.int64)
+    if args.miou_classes:
+        bad = [c for c in args.miou_classes if c > k]
+        if bad:
+            raise InputError(f"--miou-classes {bad[0]}: the model has classes 1..{k} "
+                             f"({', '.join(bundle.class_names)})")
+    sources, truths = [], []
     for img_path, lab_path in zip(args.images, args.labels):
-        image, truth = read_image(img_path), read_labels(lab_path)
+        image = read_image(img_path)
+        truth = read_labels(lab_path, (k - 1) if args.zero_based else k)
         if truth.shape != image.shape[:2]:
             if truth.shape[0] <= image.shape[0] and truth.shape[1] <= image.shape[1]:
                 image = image[: truth.shape[0], : truth.shape[1]]
             else:
                 raise InputError(f"{lab_path}: labels {truth.shape} larger than image {image.shape}")
-        pred = bundle.predict(image, args.info_band, args.pixel_size, device,
-                              keep_probabilities=False, min_region_area=min_area)
-        t = truth if args.zero_based else truth - 1
+        sources.append(api.ImageSource(str(img_path), data=image))
+        truths.append(truth if args.zero_based else truth - 1)
+    job = api.predict(bundle, sources, _predict_options(args), args.device)
+    cm = np.zeros((k, k), np.int64)
+    results = (event for event in job.run() if event.kind is api.EventKind.RESULT or event.failed)
+    for truth, event in zip(truths, results):
+        if event.failed:
+            raise MatsegError(event.error)
+        pred = event.prediction
         band = np.zeros(truth.shape, bool)
         band[pred.content_rows:] = True
-        cm += confusion_matrix(t, pred.labels.astype(np.int64) - 1, k, ignore=band)
+        cm += confusion_matrix(truth, pred.labels.astype(np.int64) - 1, k, ignore=band)
     classes = [c - 1 for c in args.miou_classes] if args.miou_classes else None
     s = score(cm, classes)
     width = max(len(n) for n in bundle.class_names)
@@ -369,7 +432,8 @@ def cmd_evaluate(args) -> int:
     for i, name in enumerate(bundle.class_names):
         print(f"{name:{width}s}  {s.iou[i]:.3f}  {s.dice[i]:.3f}  {100 * s.true_fractions[i]:6.2f}  "
               f"{100 * s.predicted_fractions[i]:6.2f}")
-    print(f"mIoU {s.miou:.4f}   pixel accuracy {s.accuracy:.4f}   images {len(args.images)}")
+    over = f" over {', '.join(bundle.class_names[c] for c in classes)}" if classes else ""
+    print(f"mIoU {s.miou:.4f}{over}   pixel accuracy {s.accuracy:.4f}   images {len(args.images)}")
     return 0
 
 
@@ -402,6 +466,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"matseg {args.command}: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print(f"matseg {args.command}: error: out of memory (try a smaller --tile or image)",
+              file=sys.stderr)
+        return 2
     if code == 0:
         print(f"done in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return code

@@ -8,8 +8,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .checks import check_float, check_range
 
-@dataclass
+
+@dataclass(frozen=True)
 class AugmentConfig:
     """Ranges of the random transforms applied to each training crop."""
 
@@ -22,6 +24,17 @@ class AugmentConfig:
     brightness: float = 0.1
     noise_std: float = 0.03
     blur_probability: float = 0.2
+
+    def __post_init__(self):
+        object.__setattr__(self, "scale_range", check_range("the augmentation scale range",
+                                                            self.scale_range, 0.01))
+        object.__setattr__(self, "gamma_range", check_range("the gamma range", self.gamma_range, 0.01))
+        object.__setattr__(self, "contrast_range", check_range("the contrast range",
+                                                               self.contrast_range, 0))
+        check_float("the centre jitter", self.centre_jitter, 0, 2)
+        check_float("the brightness jitter", self.brightness, 0, 1)
+        check_float("the noise std", self.noise_std, 0, 1)
+        check_float("the blur probability", self.blur_probability, 0, 1)
 
 
 def random_affine_grids(centres: np.ndarray, crop: int, shape: tuple[int, int],

@@ -7,16 +7,23 @@ so a crash never leaves half a model behind.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import math
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 
 from .atomic import atomic_write
-from .errors import BundleError
+from .errors import BundleError, InputError
+from .encoders import GREY_MEAN, GREY_STD
 from .model import ModelConfig, SegmentationModel, build_model
 from .predict import PredictConfig, Prediction, predict_image
 from .preprocess import PreprocessConfig
+
+KINDS = ("segmentation", "pretrained")
+AS_TRAINED = object()  # predict with the information-band setting the model was trained with
+COLOUR = re.compile(r"^#[0-9a-fA-F]{6}([0-9a-fA-F]{2})?$")
 
 FORMAT = "napari-matseg-bundle"
 FORMAT_VERSION = 1
@@ -55,9 +62,24 @@ class ModelBundle:
         if len(self.class_names) != n or len(self.class_colours) != n:
             raise BundleError(f"the model has {n} classes but {len(self.class_names)} names and "
                               f"{len(self.class_colours)} colours were given")
-        if self.class_prior is not None and len(self.class_prior) != n:
-            raise BundleError(f"the model has {n} classes but its class prior has "
-                              f"{len(self.class_prior)} values")
+        if not all(isinstance(name, str) and name.strip() for name in self.class_names):
+            raise BundleError(f"class names must be non-empty text, got {self.class_names!r}")
+        if len(set(self.class_names)) != n:
+            raise BundleError(f"class names must differ from each other, got {self.class_names!r}")
+        bad = [c for c in self.class_colours if not (isinstance(c, str) and COLOUR.match(c))]
+        if bad:
+            raise BundleError(f"class colours must be '#rrggbb', got {bad[0]!r}")
+        if self.kind not in KINDS:
+            raise BundleError(f"unknown bundle kind {self.kind!r} (expected {' or '.join(KINDS)})")
+        if self.class_prior is not None:
+            prior = self.class_prior
+            if (not isinstance(prior, (list, tuple)) or len(prior) != n
+                    or not all(isinstance(p, (int, float)) and not isinstance(p, bool)
+                               and math.isfinite(p) and p >= 0 for p in prior)
+                    or sum(prior) <= 0):
+                raise BundleError(f"the model has {n} classes but its class prior is {prior!r}: "
+                                  "it must be one non-negative fraction per class")
+            self.class_prior = [float(p) for p in prior]
 
     @property
     def trained_steps(self) -> int:
@@ -81,13 +103,18 @@ class ModelBundle:
         prior = tuple(self.class_prior) if self.class_prior is not None else None
         return PredictConfig(**{"class_prior": prior, **options})
 
-    def predict(self, image, info_band: int | str | None = "auto", pixel_size: float | None = None,
+    def preprocess_for(self, info_band=AS_TRAINED) -> PreprocessConfig:
+        """Return this model's preprocessing, with another information-band setting unless
+        ``info_band`` is :data:`AS_TRAINED`."""
+        return self.preprocess if info_band is AS_TRAINED else self.preprocess.with_info_band(info_band)
+
+    def predict(self, image, info_band=AS_TRAINED, pixel_size: float | None = None,
                 device: str | torch.device = "cpu", **options) -> "Prediction":
         """Return the :class:`Prediction` of this model for a raw micrograph, with its
-        preprocessing and class prior (``options`` go to :class:`PredictConfig`)."""
-        return predict_image(self.model.to(device), image, self.preprocess,
-                             self.predict_config(**options), info_band, device,
-                             pixel_size=pixel_size)
+        preprocessing (the information band as at training unless ``info_band`` says otherwise)
+        and class prior (``options`` go to :class:`PredictConfig`)."""
+        return predict_image(self.model.to(device), image, self.preprocess_for(info_band),
+                             self.predict_config(**options), device, pixel_size=pixel_size)
 
     def save(self, path: str | Path) -> Path:
         """Write the bundle atomically to ``path`` and return it."""
@@ -103,6 +130,8 @@ def read_metadata(path: str | Path) -> dict:
     from safetensors import safe_open
 
     path = Path(path)
+    if path.is_dir():
+        raise BundleError(f"{path}: is a folder, not a model file (.matseg)")
     if not path.is_file():
         raise BundleError(f"{path}: no such model file")
     try:
@@ -116,9 +145,13 @@ def read_metadata(path: str | Path) -> dict:
         meta = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise BundleError(f"{path}: the bundle's metadata is corrupt ({exc})") from exc
-    if meta.get("format") != FORMAT:
-        raise BundleError(f"{path}: not a napari-matseg bundle (format {meta.get('format')!r})")
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise BundleError(f"{path}: not a napari-matseg bundle (format {found!r})")
+    version = meta.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise BundleError(f"{path}: the bundle's format version {version!r} is not a number")
+    if version > FORMAT_VERSION:
         raise BundleError(f"{path}: bundle format {meta['format_version']} is newer than this "
                           f"napari-matseg understands ({FORMAT_VERSION}); upgrade the package")
     return meta
@@ -140,7 +173,20 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu",
     if expect is not None and kind != expect:
         raise BundleError(f"{path}: {KIND_HINTS.get(kind, f'a {kind} bundle')}")
     try:
-        config = ModelConfig.from_dict(meta["model"])
+        described = meta["model"]
+        config = ModelConfig.from_dict(described)
+        if isinstance(described, dict) and "input_mean" not in described:  # bundles before 0.2
+            config = replace(config, input_mean=GREY_MEAN, input_std=GREY_STD)
+        preprocess = PreprocessConfig.from_dict(meta.get("preprocess", {}))
+        names, colours = meta.get("class_names"), meta.get("class_colours")
+        provenance = meta.get("provenance", {})
+        if not isinstance(names, list) or not isinstance(colours, list):
+            raise InputError("class names and colours must be lists")
+        if not isinstance(provenance, dict):
+            raise InputError("the provenance must be a mapping")
+    except (KeyError, TypeError, InputError) as exc:
+        raise BundleError(f"{path}: the bundle's metadata is invalid ({exc})") from exc
+    try:
         model, _ = build_model(config, encoder_weights=None)
         state = load_file(str(path), device=str(device))
         model.load_state_dict(state, strict=True)
@@ -148,9 +194,15 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu",
         raise
     except Exception as exc:
         raise BundleError(f"{path}: the weights do not fit the model described in the bundle ({exc})") from exc
+    bad = next((name for name, t in state.items() if t.is_floating_point() and not torch.isfinite(t).all()),
+               None)
+    if bad is not None:
+        raise BundleError(f"{path}: the weights hold values that are not numbers (NaN or inf, in {bad}); "
+                          "the model cannot predict")
     model.eval()
-    return ModelBundle(model=model, class_names=list(meta["class_names"]),
-                       class_colours=list(meta["class_colours"]),
-                       preprocess=PreprocessConfig.from_dict(meta.get("preprocess", {})),
-                       provenance=dict(meta.get("provenance", {})),
-                       kind=meta.get("kind", "segmentation"), class_prior=meta.get("class_prior"))
+    try:
+        return ModelBundle(model=model, class_names=list(names), class_colours=list(colours),
+                           preprocess=preprocess, provenance=dict(provenance), kind=kind,
+                           class_prior=meta.get("class_prior"))
+    except BundleError as exc:
+        raise BundleError(f"{path}: {exc}") from exc

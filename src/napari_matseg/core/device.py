@@ -7,11 +7,33 @@ import random
 import numpy as np
 import torch
 
+from .errors import InputError
 
-def pick_device(preference: str | None = None) -> torch.device:
-    """Return ``preference`` if given, else the fastest device available."""
+
+def pick_device(preference: str | torch.device | None = None) -> torch.device:
+    """Return ``preference`` if given (after checking this machine has it), else the fastest
+    device available: CUDA, then Apple MPS, then the CPU."""
+    if isinstance(preference, torch.device):
+        return preference
     if preference and preference != "auto":
-        return torch.device(preference)
+        try:
+            device = torch.device(preference)
+        except (RuntimeError, TypeError):
+            raise InputError(f"unknown device {preference!r}: use auto, cpu, cuda, cuda:N or mps") from None
+        if device.type == "cuda":
+            if not torch.cuda.is_available():
+                raise InputError("CUDA was asked for, but this machine has no usable NVIDIA GPU "
+                                 "(or torch was built without CUDA): use --device auto or cpu")
+            if device.index is not None and device.index >= torch.cuda.device_count():
+                raise InputError(f"{preference} was asked for, but this machine has "
+                                 f"{torch.cuda.device_count()} GPU(s)")
+        elif device.type == "mps":
+            mps = getattr(torch.backends, "mps", None)
+            if mps is None or not mps.is_available():
+                raise InputError("MPS (Apple GPU) was asked for, but it is not available here")
+        elif device.type != "cpu":
+            raise InputError(f"unsupported device {preference!r}: use auto, cpu, cuda, cuda:N or mps")
+        return device
     if torch.cuda.is_available():
         return torch.device("cuda")
     mps = getattr(torch.backends, "mps", None)

@@ -48,7 +48,8 @@ def _name(cls: int, class_names: list[str] | None) -> str:
 def diagnose_training(steps: int, min_steps: int, stop_reason: str, recall: dict[int, float],
                       image_fractions: list[float], held_out: bool = True,
                       class_names: list[str] | None = None,
-                      thresholds: DiagnosisThresholds | None = None) -> TrainingDiagnosis:
+                      thresholds: DiagnosisThresholds | None = None,
+                      extra_warnings: list[str] | None = None) -> TrainingDiagnosis:
     """Return the diagnosis of a finished fine-tune, with a warning for each sign of a model
     that should not be trusted yet.
 
@@ -58,9 +59,10 @@ def diagnose_training(steps: int, min_steps: int, stop_reason: str, recall: dict
     mostly gets wrong (recall below ``min_recall``); one class covering most of the training
     image although several were painted (a collapsed model). Short budgets on slow machines
     produce exactly these models, and their predictions look plausible at a glance.
+    ``extra_warnings`` come first (a time cap that cut the run short, say).
     """
     t = thresholds or DiagnosisThresholds()
-    warnings = []
+    warnings = list(extra_warnings or [])
     if steps < min_steps and stop_reason != "plateau":
         warnings.append(f"trained only {steps} steps, fewer than the {min_steps} the recipe needs: "
                         "give it a longer time budget, or train again to continue from this model")

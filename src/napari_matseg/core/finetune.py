@@ -1,4 +1,4 @@
-"""Fine-tuning a segmentation model from painted strokes on one micrograph.
+"""Fine-tuning a segmentation model from strokes painted on one or several micrographs.
 
 :class:`Finetuner` is a generator-style trainer: iterate over :meth:`Finetuner.run` to get
 :class:`TrainingEvent` objects (progress, validation, previews); call :meth:`Finetuner.stop`
@@ -12,34 +12,40 @@ import hashlib
 import threading
 import time
 import typing
-from dataclasses import asdict, dataclass, field
-from typing import Iterator
+from dataclasses import asdict, dataclass, field, replace
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .augment import AugmentConfig
+from .budget import Budget
+from .checks import check_float, check_int
 from .device import fast_layout, pick_device, seed_everything
 from .diagnosis import TrainingDiagnosis, diagnose_training
 from .errors import InputError
 from .imageio import to_grey
+from .infoband import content_rows
 from .model import ModelConfig, SegmentationModel, build_model
 from .predict import PredictConfig, predict_tiled
-from .preprocess import (PreprocessConfig, check_pixel_size, labels_like, prepare_image, resize_to,
-                         standardise)
+from .preprocess import (PreparedImage, PreprocessConfig, auto_scale, check_pixel_size, labels_like,
+                         prepare_image, resize_to)
 from .scribbles import IGNORE, ScribbleCropSampler, check_scribbles, class_weights, split_strokes
 
 if typing.TYPE_CHECKING:
     from .bundle import ModelBundle
 
 
-@dataclass
+@dataclass(frozen=True)
 class FinetuneConfig:
-    """Training budget and recipe; the defaults are what the benchmark in the README measured."""
+    """Training budget and recipe; the defaults are what the benchmarks in the README measured.
 
-    max_steps: int = 180
-    max_seconds: float | None = 120.0
+    ``budget`` counts optimiser steps (180 by default); its optional time cap ends a run early
+    and says so (:class:`~napari_matseg.core.budget.Budget`).
+    """
+
+    budget: Budget = field(default_factory=Budget)
     batch_size: int = 8
     crop_size: int = 192
     encoder_lr: float = 2e-4  # 0 freezes the encoder (faster steps, only the decoder learns)
@@ -59,8 +65,47 @@ class FinetuneConfig:
     device: str = "auto"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
+    def __post_init__(self):
+        if not isinstance(self.budget, Budget):
+            raise InputError(f"the budget must be a Budget, got {self.budget!r}")
+        check_int("the batch size", self.batch_size, 1, 1024)
+        check_int("the crop size", self.crop_size, 32, 4096)
+        if self.crop_size % 32:
+            raise InputError(f"the crop size must be a multiple of 32, got {self.crop_size}")
+        for name in ("encoder_lr", "decoder_lr", "weight_decay", "balance_power", "entropy_weight"):
+            check_float(name.replace("_", " "), getattr(self, name), 0, 10)
+        check_float("the label smoothing", self.label_smoothing, 0, 1)
+        check_float("the validation fraction", self.validation_fraction, 0, 0.9)
+        for name in ("eval_every", "first_eval", "patience"):
+            check_int(name.replace("_", " "), getattr(self, name), 1)
+        check_int("the minimum steps", self.min_steps, 0)
+        if self.preview_every is not None:
+            check_int("the preview interval", self.preview_every, 1)
+        check_int("the seed", self.seed, 0)
+        if not isinstance(self.augment, AugmentConfig):
+            raise InputError("augment must be an AugmentConfig")
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["budget"] = self.budget.to_dict()
+        return d
+
+
+@dataclass(eq=False)
+class AnnotatedImage:
+    """A micrograph and the strokes painted on it: ``labels`` is 0 where unpainted, 1..K where a
+    class is painted (napari's convention), the size of ``image``.
+
+    ``info_band`` (``"auto"``, 0 or a row count) overrides the preprocessing's setting for this
+    image; ``pixel_size`` (µm per pixel), when every image of a run has one, brings them all to
+    the first image's physical scale.
+    """
+
+    image: np.ndarray
+    labels: np.ndarray
+    name: str = "image"
+    info_band: int | str | None = None
+    pixel_size: float | None = None
 
 
 @dataclass
@@ -68,9 +113,9 @@ class TrainingEvent:
     """One report from the training loop.
 
     ``kind`` is ``"step"`` (after each optimiser step), ``"eval"`` (after a validation pass;
-    ``preview`` then holds the class map 1..K of the image, when previews were requested) or
-    ``"done"`` (``reason`` says why: budget, plateau, stopped; ``diagnosis`` holds the kept
-    model's self-check, with warnings when it looks unreliable).
+    ``previews`` then maps each training image's name to its class map 1..K, when previews
+    were requested) or ``"done"`` (``reason`` says why: budget, plateau, stopped, time cap;
+    ``diagnosis`` holds the kept model's self-check, with warnings when it looks unreliable).
     """
 
     kind: str
@@ -78,10 +123,11 @@ class TrainingEvent:
     max_steps: int
     loss: float
     elapsed: float
+    progress: float = 0.0
     val_loss: float | None = None
     val_accuracy: float | None = None
     best_step: int | None = None
-    preview: np.ndarray | None = None
+    previews: dict[str, np.ndarray] | None = None
     reason: str | None = None
     diagnosis: TrainingDiagnosis | None = None
 
@@ -118,7 +164,7 @@ def start_from_pretrained(bundle: "ModelBundle", num_classes: int,
         model = copy.deepcopy(bundle.model)
         model.replace_head(num_classes)
         return model
-    config = ModelConfig.from_dict({**bundle.model.config.to_dict(), "num_classes": num_classes})
+    config = replace(bundle.model.config, num_classes=num_classes)
     return SegmentationModel(config, copy.deepcopy(bundle.model.encoder))
 
 
@@ -128,48 +174,80 @@ def _set_encoder_bn_eval(model: SegmentationModel) -> None:
             m.eval()
 
 
-class Finetuner:
-    """Fine-tunes ``model`` (or a new ImageNet-initialised one) on the strokes in ``labels``.
+@dataclass
+class TrainingImage:
+    """One training image as the loop sees it: prepared pixels, strokes cut into training and
+    held-out parts, and what provenance records of it."""
 
-    ``labels`` follows napari's convention: 0 unpainted, 1..K classes. Pass the model of an
-    earlier run to continue from it (warm start) after painting more strokes, with
-    ``steps_before`` the steps it was trained for (its bundle's ``total_steps``), so the
-    self-check counts them.
+    name: str
+    prepared: PreparedImage
+    labels: np.ndarray
+    train_labels: np.ndarray
+    val_labels: np.ndarray
+    record: dict
+
+
+def _check_names(images: Sequence[AnnotatedImage]) -> None:
+    names = [item.name for item in images]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise InputError(f"two training images are called {duplicates[0]!r}: give each a name of its own")
+
+
+class Finetuner:
+    """Fine-tunes ``model`` (or a new ImageNet-initialised one) on the strokes painted on one or
+    several micrographs (:class:`AnnotatedImage`), of any sizes.
+
+    Pass the model of an earlier run to continue from it (warm start) after painting more
+    strokes, or strokes on more images, with ``steps_before`` the steps it was trained for (its
+    bundle's ``trained_steps``), so the self-check counts them. A new model's encoder starts from
+    ``encoder_weights`` (``"imagenet"``, or None for random weights). The model is trained in place:
+    callers that must keep the original (a registered model) pass a copy, as
+    :mod:`napari_matseg.api` does.
     """
 
-    def __init__(self, image: np.ndarray, labels: np.ndarray, num_classes: int | None = None,
+    def __init__(self, images: Sequence[AnnotatedImage], num_classes: int | None = None,
                  model: SegmentationModel | None = None, config: FinetuneConfig | None = None,
                  preprocess: PreprocessConfig | None = None, model_config: ModelConfig | None = None,
-                 info_band: int | str | None = "auto", pretrained: "ModelBundle | None" = None,
-                 pixel_size: float | None = None, steps_before: int = 0):
+                 pretrained: "ModelBundle | None" = None, steps_before: int = 0,
+                 encoder_weights: str | None = "imagenet"):
+        if isinstance(images, AnnotatedImage):
+            images = [images]
+        images = list(images)
+        if not images:
+            raise InputError("no training images: give at least one image with painted strokes")
+        _check_names(images)
         self.config = config or FinetuneConfig()
         self.steps_before = int(steps_before) if model is not None else 0
-        self.preprocess = copy.deepcopy(preprocess) if preprocess is not None else PreprocessConfig()
-        if check_pixel_size(pixel_size) is not None:
-            if self.preprocess.pixel_size is None:
-                self.preprocess.pixel_size = pixel_size
-            else:
-                self.preprocess = self.preprocess.for_pixel_size(pixel_size)
-        image = to_grey(image)
-        labels = check_scribbles(image, labels)
-        top = int(labels.max())
+        preprocess = preprocess or PreprocessConfig()
+        known_classes = num_classes or (model.config.num_classes if model is not None else None)
+        checked = []
+        for item in images:
+            try:
+                grey = to_grey(item.image)
+                checked.append((item, grey, check_scribbles(grey, item.labels, require_two=False,
+                                                            num_classes=known_classes)))
+            except InputError as exc:
+                raise InputError(f"{item.name}: {exc}") from exc
+        painted = sorted({int(c) for _, _, labels in checked for c in np.unique(labels[labels > 0])})
+        if not painted:
+            raise InputError("nothing is painted: paint a few strokes of each class first")
+        if len(painted) < 2:
+            raise InputError(f"only class {painted[0]} is painted: paint at least two classes")
+        top = painted[-1]
         self.num_classes = num_classes or (model.config.num_classes if model is not None else top)
         if top > self.num_classes:
             raise InputError(f"labels use class {top} but the model has {self.num_classes} classes")
         self.rng = seed_everything(self.config.seed)
-        self.prepared = prepare_image(image, self.preprocess, info_band)
-        self.preprocess.scale = self.prepared.scale
-        rows = self.prepared.content_rows
-        labels = labels_like(self.prepared, labels)
-        if len(np.unique(labels[labels > 0])) < 2:
+        self.preprocess = self._reference_preprocess(preprocess, images, checked[0][1])
+        self.images: list[TrainingImage] = []
+        for item, grey, labels in checked:
+            self.images.append(self._prepare(item, grey, labels))
+        painted_here = sorted({int(c) for t in self.images for c in np.unique(t.labels[t.labels > 0])})
+        if len(painted_here) < 2:
             raise InputError("fewer than two classes are painted above the information band")
-        self.labels = labels
-        self.train_labels, self.val_labels = split_strokes(labels, self.config.validation_fraction,
-                                                           self.rng)
-        self.provenance = {"image_sha256": array_digest(np.asarray(image)),
-                           "labels_sha256": array_digest(np.asarray(labels)),
-                           "painted_pixels": int((labels > 0).sum()),
-                           "info_band_rows": int(self.prepared.original_shape[0] - rows)}
+        self.provenance = {"images": [t.record for t in self.images],
+                           "painted_pixels": sum(t.record["painted_pixels"] for t in self.images)}
         if model is None and pretrained is not None:
             model = start_from_pretrained(pretrained, self.num_classes)
             method = pretrained.provenance.get("pretraining_method", "unknown")
@@ -179,10 +257,8 @@ class Finetuner:
             self.provenance["pretrained"] = {k: pretrained.provenance.get(k) for k in (
                 "images", "images_sha256", "steps", "seconds", "seed", "package_version")}
         if model is None:
-            mc = model_config or ModelConfig()
-            mc = ModelConfig(**{**mc.to_dict(), "num_classes": self.num_classes,
-                                "decoder_channels": tuple(mc.decoder_channels)})
-            model, origin = build_model(mc)
+            mc = replace(model_config or ModelConfig(), num_classes=self.num_classes)
+            model, origin = build_model(mc, encoder_weights)
             self.provenance["encoder_weights"] = origin
             self.provenance["pretraining_method"] = "imagenet" if origin.startswith("imagenet") else None
         elif model.config.num_classes != self.num_classes:
@@ -191,14 +267,48 @@ class Finetuner:
         self.model = model
         self.device = pick_device(self.config.device)
         self._stop = threading.Event()
-        self.weights = torch.from_numpy(class_weights(self.train_labels, self.num_classes,
+        all_train = np.concatenate([t.train_labels[t.train_labels > 0].ravel() for t in self.images])
+        self.weights = torch.from_numpy(class_weights(all_train, self.num_classes,
                                                       self.config.balance_power))
         self.best_state: dict | None = None
         self.class_prior: list[float] | None = None
         self.best_recall: dict[int, float] = {}
         self.best_step = 0
         self.steps_done = 0
+        self.stop_reason: str | None = None
         self.history: list[tuple[int, float, float, float]] = []
+
+    @staticmethod
+    def _reference_preprocess(preprocess: PreprocessConfig, images: list[AnnotatedImage],
+                              first_grey: np.ndarray) -> PreprocessConfig:
+        """Return the preprocessing the model keeps: the working scale chosen on the first image
+        (every image is trained at that scale, or at its physical equivalent), and the first
+        image's pixel size as the reference when pixel sizes are given."""
+        pixel_size = check_pixel_size(images[0].pixel_size)
+        if pixel_size is not None:
+            preprocess = (replace(preprocess, pixel_size=pixel_size) if preprocess.pixel_size is None
+                          else preprocess.for_pixel_size(pixel_size))
+        if preprocess.scale is None:
+            band = images[0].info_band if images[0].info_band is not None else preprocess.info_band
+            rows = content_rows(first_grey, band)
+            preprocess = replace(preprocess, scale=auto_scale((rows, first_grey.shape[1])))
+        return preprocess
+
+    def _prepare(self, item: AnnotatedImage, grey: np.ndarray, labels: np.ndarray) -> TrainingImage:
+        config = self.preprocess.for_pixel_size(check_pixel_size(item.pixel_size))
+        if item.info_band is not None:
+            config = config.with_info_band(item.info_band)
+        try:
+            prepared = prepare_image(grey, config)
+        except InputError as exc:
+            raise InputError(f"{item.name}: {exc}") from exc
+        scaled = labels_like(prepared, labels)
+        train, val = split_strokes(scaled, self.config.validation_fraction, self.rng)
+        record = {"name": item.name, "image_sha256": array_digest(np.asarray(item.image)),
+                  "labels_sha256": array_digest(np.asarray(labels)), "shape": list(grey.shape),
+                  "painted_pixels": int((labels > 0).sum()),
+                  "info_band_rows": int(prepared.original_shape[0] - prepared.content_rows)}
+        return TrainingImage(item.name, prepared, scaled, train, val, record)
 
     def stop(self) -> None:
         """Ask the loop to end after the current step; the best model so far is kept."""
@@ -222,62 +332,75 @@ class Finetuner:
                 loss = loss + self.config.entropy_weight * entropy[unpainted].mean()
         return loss
 
+    @property
+    def has_held_out(self) -> bool:
+        return any((t.val_labels > 0).any() for t in self.images)
+
     def _evaluate(self, want_preview: bool
-                  ) -> tuple[float, float, dict[int, float], np.ndarray | None]:
+                  ) -> tuple[float, float, dict[int, float], dict[str, np.ndarray] | None]:
         """Return loss, balanced accuracy and recall per painted class (1..K) on held-out strokes
-        (or all strokes), and a preview.
+        (or all strokes) of every training image, and previews.
 
         Balanced accuracy (mean recall over painted classes) decides which weights are kept:
         the loss on thin held-out strokes rises with confidence long before accuracy falls.
         """
-        _, probs, _ = predict_tiled(self.model, self.prepared.pixels,
-                                    PredictConfig(keep_probabilities=True), self.device)
+        held_out = self.has_held_out
+        probs_at, targets, previews = [], [], {}
+        for t in self.images:
+            _, probs, _ = predict_tiled(self.model, t.prepared.pixels,
+                                        PredictConfig(keep_probabilities=True), self.device)
+            ref = t.val_labels if held_out else t.train_labels
+            mask = ref > 0
+            probs_at.append(probs[:, mask])
+            targets.append(ref[mask] - 1)
+            if want_preview:
+                previews[t.name] = self._map_back(probs.argmax(axis=0) + 1, t.prepared)
         self.model.train()
         if self.config.freeze_encoder_bn:
             _set_encoder_bn_eval(self.model)
-        ref = self.val_labels if (self.val_labels > 0).any() else self.train_labels
-        mask = ref > 0
-        p = np.clip(probs[:, mask], 1e-6, 1.0)
-        target = ref[mask] - 1
+        p = np.clip(np.concatenate(probs_at, axis=1), 1e-6, 1.0)
+        target = np.concatenate(targets)
         w = self.weights.numpy()[target]
         nll = -np.log(p[target, np.arange(target.size)])
         loss = float((nll * w).sum() / max(w.sum(), 1e-9))
         hits = p.argmax(axis=0) == target
         recall = {int(c) + 1: float(hits[target == c].mean()) for c in np.unique(target)}
         accuracy = float(np.mean(list(recall.values())))
-        preview = None
-        if want_preview:
-            preview = self._map_back(probs.argmax(axis=0) + 1)
-        return loss, accuracy, recall, preview
+        return loss, accuracy, recall, (previews if want_preview else None)
 
     def _class_prior(self) -> list[float]:
-        """Return the class fractions the trained model finds in the whole training image: the
+        """Return the class fractions the trained model finds in all its training images: the
         prior that :class:`PredictConfig` uses to undo the class balancing of training."""
-        classes, _, _ = predict_tiled(self.model, self.prepared.pixels,
-                                      PredictConfig(keep_probabilities=False), self.device)
-        counts = np.bincount(classes.ravel(), minlength=self.num_classes)
+        counts = np.zeros(self.num_classes)
+        for t in self.images:
+            classes, _, _ = predict_tiled(self.model, t.prepared.pixels,
+                                          PredictConfig(keep_probabilities=False), self.device)
+            counts += np.bincount(classes.ravel(), minlength=self.num_classes)[:self.num_classes]
         return [round(float(c), 6) for c in counts / counts.sum()]
 
-    def _map_back(self, classes: np.ndarray) -> np.ndarray:
-        rows, width = self.prepared.content_rows, self.prepared.original_shape[1]
+    @staticmethod
+    def _map_back(classes: np.ndarray, prepared: PreparedImage) -> np.ndarray:
+        rows, width = prepared.content_rows, prepared.original_shape[1]
         if classes.shape != (rows, width):
             classes = resize_to(classes.astype(np.int32), (rows, width), "nearest")
-        out = np.zeros(self.prepared.original_shape, np.uint8)
+        out = np.zeros(prepared.original_shape, np.uint8)
         out[:rows] = classes
         return out
 
     def run(self, preview: bool = False) -> Iterator[TrainingEvent]:
         """Train, yielding events; ends with one ``"done"`` event.
 
-        With ``preview`` each ``"eval"`` event carries the current class map of the image.
+        With ``preview`` each ``"eval"`` event carries the current class map of every image.
         """
         cfg = self.config
+        budget = cfg.budget
+        max_steps = budget.step_limit
         model = fast_layout(self.model.to(self.device), self.device)
         model.train()
         if cfg.freeze_encoder_bn:
             _set_encoder_bn_eval(model)
-        sampler = ScribbleCropSampler(self.prepared.pixels, self.train_labels, cfg.crop_size,
-                                      cfg.augment, self.rng, standardise)
+        sampler = ScribbleCropSampler([(t.prepared.pixels, t.train_labels) for t in self.images],
+                                      cfg.crop_size, cfg.augment, self.rng, model.standardise)
         frozen = cfg.encoder_lr == 0
         model.encoder.requires_grad_(not frozen)
         groups = [{"params": [*model.decoder.parameters(), *model.head.parameters()],
@@ -292,13 +415,11 @@ class Finetuner:
         best, best_val, stale, loss_ema, reason = -np.inf, float("inf"), 0, None, "budget"
         step = 0
         try:
-            for step in range(1, cfg.max_steps + 1):
+            for step in range(1, max_steps + 1):
                 elapsed = time.perf_counter() - start
-                progress = (step - 1) / cfg.max_steps
-                if cfg.max_seconds:
-                    progress = max(progress, elapsed / cfg.max_seconds)
+                factor = warmup_cosine(budget.progress(step - 1, elapsed))
                 for group, base_lr in zip(opt.param_groups, base_lrs):
-                    group["lr"] = base_lr * warmup_cosine(progress)
+                    group["lr"] = base_lr * factor
                 batch = sampler.sample(cfg.batch_size)
                 x = fast_layout(batch.images.to(self.device), self.device)
                 y = batch.targets.to(self.device)
@@ -313,13 +434,14 @@ class Finetuner:
                 loss_ema = value if loss_ema is None else 0.9 * loss_ema + 0.1 * value
                 elapsed = time.perf_counter() - start
                 self.steps_done = step
-                yield TrainingEvent("step", step, cfg.max_steps, loss_ema, elapsed)
-                out_of_time = cfg.max_seconds is not None and elapsed >= cfg.max_seconds
-                last = step == cfg.max_steps or out_of_time or self.stopping
+                yield TrainingEvent("step", step, max_steps, loss_ema, elapsed,
+                                    budget.progress(step, elapsed))
+                out_of_time = budget.out_of_time(elapsed)
+                last = step == max_steps or out_of_time or self.stopping
                 if step % cfg.eval_every == 0 or step == cfg.first_eval or last:
                     want = preview and (cfg.preview_every is None or step % cfg.preview_every == 0
                                         or last)
-                    val, acc, recall, prev = self._evaluate(want)
+                    val, acc, recall, previews = self._evaluate(want)
                     self.history.append((step, loss_ema, val, acc))
                     if acc - 1e-3 * val > best:
                         best, best_val, stale, self.best_step = acc - 1e-3 * val, val, 0, step
@@ -327,8 +449,10 @@ class Finetuner:
                         self.best_recall = recall
                     else:
                         stale += 1
-                    yield TrainingEvent("eval", step, cfg.max_steps, loss_ema,
-                                        time.perf_counter() - start, val, acc, self.best_step, prev)
+                    now = time.perf_counter() - start
+                    yield TrainingEvent("eval", step, max_steps, loss_ema, now,
+                                        budget.progress(step, now), val, acc, self.best_step,
+                                        previews)
                     if stale >= cfg.patience and step >= cfg.min_steps:
                         reason = "plateau"
                         break
@@ -336,30 +460,39 @@ class Finetuner:
                     reason = "stopped"
                     break
                 if out_of_time:
-                    reason = "time budget"
+                    reason = "time cap"
                     break
         finally:
             model.encoder.requires_grad_(True)
             if self.best_state is not None:
                 model.load_state_dict(self.best_state)
             model.eval()
-        self.class_prior = self._class_prior()
-        self.provenance.update({"steps": step, "total_steps": self.steps_before + step,
-                                "best_step": self.best_step,
-                                "best_val_loss": best_val, "stop_reason": reason,
-                                "seconds": round(time.perf_counter() - start, 2),
-                                "device": self.device.type, "seed": cfg.seed})
-        yield TrainingEvent("done", step, cfg.max_steps, loss_ema or 0.0,
-                            time.perf_counter() - start, best_val, None, self.best_step,
+        self.stop_reason = reason
+        self.finish(step, time.perf_counter() - start, best_val)
+        yield TrainingEvent("done", step, max_steps, loss_ema or 0.0,
+                            time.perf_counter() - start, 1.0, best_val, None, self.best_step,
                             reason=reason, diagnosis=self.diagnose())
+
+    def finish(self, steps: int, seconds: float, best_val: float | None = None) -> None:
+        """Measure the kept model's class prior and record the run in the provenance (done by
+        :meth:`run` however it ends; a model is complete only after this)."""
+        self.class_prior = self._class_prior()
+        self.provenance.update({"steps": steps, "total_steps": self.steps_before + steps,
+                                "best_step": self.best_step, "best_val_loss": best_val,
+                                "stop_reason": self.stop_reason or "stopped",
+                                "seconds": round(seconds, 2), "device": self.device.type,
+                                "seed": self.config.seed})
 
     def diagnose(self, class_names: list[str] | None = None) -> TrainingDiagnosis:
         """Return the finished model's self-check (held-out recall per class, class shares in
-        the training image) with a warning for each sign that it should not be trusted yet."""
+        the training images) with a warning for each sign that it should not be trusted yet."""
+        extra = []
+        if self.stop_reason == "time cap":
+            extra.append(self.config.budget.cut_short(self.steps_done))
         return diagnose_training(self.steps_before + self.steps_done, self.config.min_steps,
-                                 self.provenance.get("stop_reason", "stopped"), self.best_recall,
-                                 self.class_prior or [], bool((self.val_labels > 0).any()),
-                                 class_names)
+                                 self.stop_reason or "stopped", self.best_recall,
+                                 self.class_prior or [], self.has_held_out, class_names,
+                                 extra_warnings=[e for e in extra if e])
 
     def train(self) -> SegmentationModel:
         """Run to completion without reporting and return the trained model."""

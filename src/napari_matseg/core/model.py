@@ -2,23 +2,57 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .encoders import DEFAULT_ENCODER, create_encoder
+from .checks import check_float, check_int
+from .encoders import DEFAULT_ENCODER, GREY_MEAN, GREY_STD, create_encoder, input_statistics
+from .errors import InputError
+
+MAX_CLASSES = 64
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelConfig:
-    """Everything needed to rebuild the network's architecture (saved in every bundle)."""
+    """Everything needed to rebuild the network's architecture (saved in every bundle).
+
+    ``input_mean`` and ``input_std`` are the grey levels (of the 0..1 normalised image) that the
+    encoder's weights expect as 0 and 1 after standardisation; :func:`build_model` fills them in
+    from where the weights came from (bundles older than these fields used 0.449 / 0.226).
+    """
 
     num_classes: int = 2
     encoder: str = DEFAULT_ENCODER
     in_chans: int = 1
     decoder_channels: tuple[int, ...] = (64, 48, 32, 24, 16)
+    input_mean: float | None = None
+    input_std: float | None = None
+
+    def __post_init__(self):
+        check_int("the number of classes", self.num_classes, 2, MAX_CLASSES)
+        if not isinstance(self.encoder, str) or not self.encoder:
+            raise InputError(f"the encoder must be a timm model name, got {self.encoder!r}")
+        check_int("the input channels", self.in_chans, 1, 4)
+        channels = self.decoder_channels
+        if not isinstance(channels, (tuple, list)) or not channels:
+            raise InputError(f"the decoder channels must be a list of numbers, got {channels!r}")
+        object.__setattr__(self, "decoder_channels",
+                           tuple(check_int("a decoder channel count", c, 1, 4096) for c in channels))
+        if self.input_mean is not None:
+            check_float("the input mean", self.input_mean, -10, 10)
+        if self.input_std is not None:
+            check_float("the input std", self.input_std, 0, 10, strict_minimum=True)
+
+    @property
+    def mean(self) -> float:
+        return GREY_MEAN if self.input_mean is None else self.input_mean
+
+    @property
+    def std(self) -> float:
+        return GREY_STD if self.input_std is None else self.input_std
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -27,8 +61,11 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
+        """Return the config stored in a bundle (raises :class:`InputError` for bad values)."""
+        if not isinstance(d, dict):
+            raise InputError(f"the model description must be a mapping, got {type(d).__name__}")
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        if "decoder_channels" in known:
+        if "decoder_channels" in known and isinstance(known["decoder_channels"], list):
             known["decoder_channels"] = tuple(known["decoder_channels"])
         return cls(**known)
 
@@ -98,6 +135,10 @@ class SegmentationModel(nn.Module):
                                    config.decoder_channels)
         self.head = nn.Conv2d(self.decoder.out_channels, config.num_classes, 1)
 
+    def standardise(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Return 0..1 grey levels shifted and scaled the way this encoder's weights expect."""
+        return (pixels - self.config.mean) / self.config.std
+
     @property
     def stride(self) -> int:
         """Input sides should be multiples of this for exact skip alignment."""
@@ -112,14 +153,18 @@ class SegmentationModel(nn.Module):
     def replace_head(self, num_classes: int) -> None:
         """Start a fresh head for another number of classes, keeping encoder and decoder."""
         self.head = nn.Conv2d(self.decoder.out_channels, num_classes, 1)
-        self.config.num_classes = num_classes
+        self.config = replace(self.config, num_classes=num_classes)
 
 
 def build_model(config: ModelConfig | None = None, encoder_weights: str | None = "imagenet",
                 ) -> tuple[SegmentationModel, str]:
-    """Return a new model and a note on where its encoder weights came from."""
+    """Return a new model and a note on where its encoder weights came from.
+
+    Input statistics left unset in ``config`` are filled in from the weights' origin."""
     config = config or ModelConfig()
-    if config.num_classes < 2:
-        raise ValueError("a segmentation model needs at least 2 classes")
     encoder, origin = create_encoder(config.encoder, config.in_chans, encoder_weights)
+    if config.input_mean is None or config.input_std is None:
+        stats = input_statistics(encoder, origin)
+        config = replace(config, input_mean=stats.mean if config.input_mean is None else config.input_mean,
+                         input_std=stats.std if config.input_std is None else config.input_std)
     return SegmentationModel(config, encoder), origin

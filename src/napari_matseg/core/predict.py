@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .checks import check_float, check_int
 from .cleanup import remove_small_regions
 from .device import fast_layout
-from .preprocess import PreparedImage, PreprocessConfig, prepare_image, resize_to, standardise
+from .errors import InputError
+from .preprocess import PreparedImage, PreprocessConfig, prepare_image, resize_to
 
 
 FINALISE_ROWS = 256
 PRIOR_FLOOR = 1e-3
 
 
-@dataclass
+@dataclass(frozen=True)
 class PredictConfig:
     """Tile size and overlap (pixels of the prepared image), test-time flips, probabilities kept.
 
@@ -39,7 +41,22 @@ class PredictConfig:
     batch_size: int = 1
     class_prior: tuple[float, ...] | None = None
     prior_power: float = 0.5
-    min_region_area: dict[int, int] | None = None
+    min_region_area: dict[int, int] | None = field(default=None, hash=False)
+
+    def __post_init__(self):
+        check_int("the tile size", self.tile, 32, 16384)
+        check_int("the tile overlap", self.overlap, 0, 4096)
+        check_int("the prediction batch size", self.batch_size, 1, 1024)
+        check_float("the prior power", self.prior_power, 0, 10)
+        if self.class_prior is not None:
+            prior = np.asarray(self.class_prior, dtype=np.float64)
+            if prior.ndim != 1 or not np.isfinite(prior).all() or (prior < 0).any() or prior.sum() <= 0:
+                raise InputError(f"the class prior must be non-negative fractions, got {self.class_prior!r}")
+            object.__setattr__(self, "class_prior", tuple(float(p) for p in prior))
+        if self.min_region_area:
+            for cls, area in self.min_region_area.items():
+                check_int("a class number", cls, 1)
+                check_int("a minimum region area", area, 0)
 
     def class_weights(self, num_classes: int) -> np.ndarray | None:
         """Return the per-class factors applied to the probabilities, or None (no re-weighting)."""
@@ -144,7 +161,7 @@ def predict_tiled(model, pixels: np.ndarray, config: PredictConfig | None = None
         for bstart in range(0, len(xs), config.batch_size):
             row_xs = xs[bstart:bstart + config.batch_size]
             crops = [_pad_to(image[y0:y0 + th, x0:x0 + tw][None, None], th, tw) for x0 in row_xs]
-            batch = fast_layout(standardise(torch.cat(crops)).to(device), device)
+            batch = fast_layout(model.standardise(torch.cat(crops)).to(device), device)
             with torch.autocast(device.type, enabled=device.type == "cuda"):
                 probs = _forward_probs(model, batch, config.tta).cpu().numpy()
             for p, x0 in zip(probs, row_xs):
@@ -176,15 +193,15 @@ def predict_tiled(model, pixels: np.ndarray, config: PredictConfig | None = None
 
 
 def predict_image(model, image: np.ndarray, preprocess: PreprocessConfig,
-                  config: PredictConfig | None = None, info_band: int | str | None = "auto",
-                  device: torch.device | str = "cpu",
+                  config: PredictConfig | None = None, device: torch.device | str = "cpu",
                   progress: Callable[[int, int], None] | None = None,
                   pixel_size: float | None = None) -> Prediction:
-    """Return the :class:`Prediction` of ``model`` for a raw micrograph (any size, any band).
+    """Return the :class:`Prediction` of ``model`` for a raw micrograph (any size; the
+    information band as ``preprocess.info_band`` says).
 
     With ``pixel_size`` (µm per pixel) and a model that knows its training pixel size, the image
     is first brought to the training image's physical scale."""
-    prepared = prepare_image(image, preprocess.for_pixel_size(pixel_size), info_band)
+    prepared = prepare_image(image, preprocess.for_pixel_size(pixel_size))
     return predict_prepared(model, prepared, config, device, progress)
 
 

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .encoders import GREY_MEAN, GREY_STD
+from .checks import check_float, check_info_band
 from .errors import InputError
 from .imageio import to_grey
 from .infoband import content_rows
 from .normalize import PercentileNormalizer
 
+MAX_SCALE = 8.0
 
-@dataclass
+
+@dataclass(frozen=True)
 class PreprocessConfig:
     """How a micrograph is turned into network input; stored in the bundle and reused to predict.
 
@@ -27,22 +29,45 @@ class PreprocessConfig:
     ``pixel_size`` (µm per pixel of the original image, when known) lets a model trained on one
     magnification predict another: :meth:`for_pixel_size` rescales each image to the training
     image's physical pixel size.
+
+    ``info_band`` is the microscope's information band at the bottom of the image: ``"auto"``
+    (detected per image), ``None`` or 0 (none), or a height in rows; it is kept out of training
+    and prediction.
     """
 
     normalizer: PercentileNormalizer = field(default_factory=PercentileNormalizer)
     scale: float | None = None
     pixel_size: float | None = None
+    info_band: int | str | None = "auto"
+
+    def __post_init__(self):
+        if not isinstance(self.normalizer, PercentileNormalizer):
+            raise InputError("the normaliser must be a PercentileNormalizer")
+        if self.scale is not None:
+            check_float("the working scale", self.scale, 1 / MAX_SCALE, MAX_SCALE)
+        check_pixel_size(self.pixel_size)
+        check_info_band(self.info_band)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {"normalizer": self.normalizer.to_dict(), "scale": self.scale,
+                "pixel_size": self.pixel_size, "info_band": self.info_band}
 
     @classmethod
     def from_dict(cls, d: dict) -> "PreprocessConfig":
-        scale = d.get("scale", 1.0)
-        pixel_size = d.get("pixel_size")
-        return cls(normalizer=PercentileNormalizer(**d.get("normalizer", {})),
-                   scale=None if scale is None else float(scale),
-                   pixel_size=None if pixel_size is None else float(pixel_size))
+        """Return the config stored in a bundle (raises :class:`InputError` for bad values)."""
+        if not isinstance(d, dict):
+            raise InputError(f"preprocessing must be a mapping, got {type(d).__name__}")
+        normalizer = d.get("normalizer", {})
+        if not isinstance(normalizer, dict):
+            raise InputError(f"the normaliser must be a mapping, got {type(normalizer).__name__}")
+        known = {k: v for k, v in normalizer.items()
+                 if k in PercentileNormalizer.__dataclass_fields__}
+        return cls(normalizer=PercentileNormalizer(**known), scale=d.get("scale", 1.0),
+                   pixel_size=d.get("pixel_size"), info_band=d.get("info_band", "auto"))
+
+    def with_info_band(self, info_band: int | str | None) -> "PreprocessConfig":
+        """Return this config with another information-band setting."""
+        return replace(self, info_band=info_band)
 
     def for_pixel_size(self, pixel_size: float | None) -> "PreprocessConfig":
         """Return the config for an image of ``pixel_size`` µm per pixel: its scale brings the
@@ -57,9 +82,15 @@ class PreprocessConfig:
 
 def check_pixel_size(pixel_size: float | None) -> float | None:
     """Return ``pixel_size`` if it is a positive, finite number of µm (or None); raise otherwise."""
-    if pixel_size is not None and not (np.isfinite(pixel_size) and 0 < pixel_size < 1e4):
-        raise InputError(f"pixel size must be a positive number of µm per pixel, got {pixel_size}")
-    return pixel_size
+    if pixel_size is None:
+        return None
+    try:
+        ok = 0 < float(pixel_size) < 1e4 and np.isfinite(float(pixel_size))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok or isinstance(pixel_size, bool):
+        raise InputError(f"pixel size must be a positive number of µm per pixel, got {pixel_size!r}")
+    return float(pixel_size)
 
 
 AUTO_HALVE_SIDE = 900
@@ -85,15 +116,21 @@ class PreparedImage:
     scale: float = 1.0
 
 
-def prepare_image(image: np.ndarray, config: PreprocessConfig,
-                  info_band: int | str | None = "auto") -> PreparedImage:
+MIN_SIDE = 16
+
+
+def prepare_image(image: np.ndarray, config: PreprocessConfig) -> PreparedImage:
     """Return the image cropped above its information band, normalised and rescaled."""
     grey = to_grey(image)
-    rows = content_rows(grey, info_band)
+    rows = content_rows(grey, config.info_band)
     pixels = config.normalizer(grey[:rows])
     scale = auto_scale(pixels.shape) if config.scale is None else config.scale
     if scale != 1.0:
         pixels = resize(pixels, scale, mode="bilinear")
+    if min(pixels.shape) < MIN_SIDE:
+        raise InputError(f"the image is {rows} x {grey.shape[1]} pixels above its information band, "
+                         f"{pixels.shape[0]} x {pixels.shape[1]} at the working scale {scale:g}: "
+                         f"too small to segment (at least {MIN_SIDE} pixels a side)")
     return PreparedImage(pixels, grey.shape, rows, scale)
 
 
@@ -125,6 +162,3 @@ def resize_to(array: np.ndarray, size: tuple[int, int], mode: str = "bilinear") 
     return out.numpy().astype(array.dtype) if mode == "nearest-exact" else out.numpy()
 
 
-def standardise(pixels: torch.Tensor) -> torch.Tensor:
-    """Return 0..1 grey levels shifted and scaled the way the ImageNet encoders expect."""
-    return (pixels - GREY_MEAN) / GREY_STD

@@ -15,12 +15,16 @@ from .errors import InputError
 IGNORE = -1
 
 
-def check_scribbles(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def check_scribbles(image: np.ndarray, labels: np.ndarray, require_two: bool = True,
+                    num_classes: int | None = None) -> np.ndarray:
     """Return ``labels`` as int64 after checking they can train a model on ``image``.
 
-    Raises :class:`InputError` when the shapes differ, nothing is painted, values are negative,
-    or fewer than two classes are painted.
+    Raises :class:`InputError` when the shapes differ, values are negative or not class numbers
+    (above ``num_classes``, or, when that is unknown, above the most classes a model may have),
+    nothing is painted, or (with ``require_two``) fewer than two classes are painted.
     """
+    from .model import MAX_CLASSES
+
     labels = np.asarray(labels)
     if labels.ndim != 2:
         raise InputError(f"labels must be 2-D, got shape {labels.shape}")
@@ -32,11 +36,24 @@ def check_scribbles(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
     if labels.min(initial=0) < 0:
         raise InputError("labels hold negative values; use 0 for unpainted and 1..K for classes")
     present = np.unique(labels[labels > 0])
+    limit = num_classes if num_classes is not None else MAX_CLASSES
+    if present.size and present[-1] > limit:
+        raise InputError(f"label values {describe_values(present)} are not class numbers 1..{limit}"
+                         + ("" if num_classes is not None else
+                            " (grey levels of an image, or colours saved by an image editor?)")
+                         + ": strokes are 0 where unpainted and 1, 2, ... for the classes")
     if present.size == 0:
         raise InputError("nothing is painted: paint a few strokes of each class first")
-    if present.size < 2:
+    if require_two and present.size < 2:
         raise InputError(f"only class {int(present[0])} is painted: paint at least two classes")
     return labels.astype(np.int64)
+
+
+def describe_values(values: np.ndarray, shown: int = 8) -> str:
+    """Return the sorted values as text, shortened to ``shown`` of them and a count."""
+    values = [int(v) for v in np.unique(values)]
+    text = ", ".join(map(str, values[:shown]))
+    return text + (f" … ({len(values)} values)" if len(values) > shown else "")
 
 
 def split_strokes(labels: np.ndarray, fraction: float, rng: np.random.Generator,
@@ -98,44 +115,74 @@ class CropBatch:
 
 
 class ScribbleCropSampler:
-    """Draw augmented training crops centred near painted pixels, classes drawn evenly."""
+    """Draw augmented training crops centred near painted pixels of one or several images.
 
-    def __init__(self, image01: np.ndarray, labels: np.ndarray, crop_size: int,
-                 augment: AugmentConfig, rng: np.random.Generator, standardise):
-        self.height, self.width = image01.shape
-        self.image = torch.from_numpy(np.ascontiguousarray(image01, dtype=np.float32))[None, None]
-        target = labels.astype(np.float32) - 1.0
-        self.target = torch.from_numpy(target)[None, None]
+    ``images`` holds (image01, labels) pairs of any sizes. For each crop a painted class is
+    drawn evenly (rare phases are painted as much as common ones), then one of the images where
+    it is painted, in proportion to its painted pixels of that class with a floor
+    (``image_floor`` of the draws are shared evenly), so an image with short strokes still
+    takes part; then a painted pixel of that class.
+    """
+
+    def __init__(self, images: list[tuple[np.ndarray, np.ndarray]], crop_size: int,
+                 augment: AugmentConfig, rng: np.random.Generator, standardise,
+                 image_floor: float = 0.25):
+        self.shapes = [image01.shape for image01, _ in images]
+        self.images = [torch.from_numpy(np.ascontiguousarray(image01, dtype=np.float32))[None, None]
+                       for image01, _ in images]
+        self.targets = [torch.from_numpy(labels.astype(np.float32) - 1.0)[None, None]
+                        for _, labels in images]
         self.crop_size = crop_size
         self.augment = augment
         self.rng = rng
         self.standardise = standardise
         self.jitter = IntensityJitter(augment)
-        self.coords = {int(c): np.argwhere(labels == c) for c in np.unique(labels[labels > 0])}
-        if not self.coords:
+        present = sorted({int(c) for _, labels in images for c in np.unique(labels[labels > 0])})
+        if not present:
             raise InputError("no painted pixels to train on")
+        self.classes = present
+        self.coords: dict[int, list[tuple[int, np.ndarray]]] = {}
+        self.image_odds: dict[int, np.ndarray] = {}
+        for c in present:
+            where = [(i, np.argwhere(labels == c)) for i, (_, labels) in enumerate(images)]
+            where = [(i, pts) for i, pts in where if len(pts)]
+            counts = np.array([len(pts) for _, pts in where], np.float64)
+            odds = (1 - image_floor) * counts / counts.sum() + image_floor / len(where)
+            self.coords[c] = where
+            self.image_odds[c] = odds / odds.sum()
 
-    def _centres(self, batch: int) -> np.ndarray:
-        classes = list(self.coords)
-        picks = self.rng.choice(len(classes), size=batch)
+    def _centres(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        picks = self.rng.choice(len(self.classes), size=batch)
         centres = np.empty((batch, 2))
+        owners = np.empty(batch, np.int64)
         shift = self.crop_size * self.augment.centre_jitter
         for i, k in enumerate(picks):
-            pts = self.coords[classes[k]]
+            where = self.coords[self.classes[k]]
+            j = 0 if len(where) == 1 else int(self.rng.choice(len(where), p=self.image_odds[self.classes[k]]))
+            owners[i], pts = where[j]
             centres[i] = pts[self.rng.integers(len(pts))] + self.rng.uniform(-shift, shift, 2)
-        return centres
+        return centres, owners
 
     def sample(self, batch: int) -> CropBatch:
         """Return ``batch`` augmented crops and their targets (unpainted pixels are IGNORE)."""
-        grids = random_affine_grids(self._centres(batch), self.crop_size, (self.height, self.width),
-                                    self.augment, self.rng)
-        images = F.grid_sample(self.image.expand(batch, -1, -1, -1), grids, mode="bilinear",
-                               padding_mode="reflection", align_corners=False)
-        targets = F.grid_sample(self.target.expand(batch, -1, -1, -1), grids, mode="nearest",
-                                padding_mode="zeros", align_corners=False)
-        outside = (grids.abs() > 1).any(dim=-1)
-        targets = targets[:, 0].round().long()
-        targets[outside] = IGNORE
-        targets[targets < 0] = IGNORE
+        centres, owners = self._centres(batch)
+        images = torch.empty(batch, 1, self.crop_size, self.crop_size)
+        targets = torch.empty(batch, self.crop_size, self.crop_size, dtype=torch.long)
+        for owner in np.unique(owners):
+            rows = np.flatnonzero(owners == owner)
+            n = len(rows)
+            grids = random_affine_grids(centres[rows], self.crop_size, self.shapes[owner],
+                                        self.augment, self.rng)
+            crops = F.grid_sample(self.images[owner].expand(n, -1, -1, -1), grids, mode="bilinear",
+                                  padding_mode="reflection", align_corners=False)
+            target = F.grid_sample(self.targets[owner].expand(n, -1, -1, -1), grids, mode="nearest",
+                                   padding_mode="zeros", align_corners=False)
+            outside = (grids.abs() > 1).any(dim=-1)
+            target = target[:, 0].round().long()
+            target[outside] = IGNORE
+            target[target < 0] = IGNORE
+            index = torch.from_numpy(rows)
+            images[index] = crops
+            targets[index] = target
         images = self.jitter(images, self.rng)
         return CropBatch(self.standardise(images), targets)

@@ -1,60 +1,82 @@
-"""The Start / Stop / Save row, progress bar, status line and loss plot of a training dock widget,
-and the wiring of the one background worker it runs at a time."""
+"""The Start / Stop / Save row, progress bar, status line and loss plot of a dock widget, and
+the wiring of the one background job it runs at a time, driven by the job's events."""
 
 from __future__ import annotations
 
 from typing import Callable
 
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton,
+                            QSizePolicy, QWidget)
 
-from ..core.errors import MatsegError
+from ..api import EventKind
 from .loss_plot import LossPlot
+
+PROGRESS_UNITS = 1000
 
 
 class JobControls:
-    """Runs one worker at a time for a dock widget.
+    """Runs one :mod:`napari_matseg.api` job at a time for a dock widget, from its events.
 
-    The worker's first yielded object that has a ``stop`` method (the :class:`Finetuner` or
-    :class:`Pretrainer`) becomes the ``controller`` that Stop asks to end cleanly; before that,
-    Stop quits the worker. When the worker ends, ``on_done(controller)`` runs on the GUI thread,
-    unless the widget was deleted meanwhile (the viewer closed during training).
+    Stop asks the job to end cleanly (it keeps what it did). The progress bar follows each
+    event's progress fraction; the status line shows each event's message, and at the end the
+    job's summary and every warning in full (the notification only says where to read them).
+    When the job ends, ``on_done(result)`` runs on the GUI thread, unless the widget was
+    deleted meanwhile (the viewer closed during training).
     """
 
-    def __init__(self, parent: QWidget, start_text: str, what: str, idle_text: str):
+    def __init__(self, parent: QWidget, start_text: str, what: str, idle_text: str,
+                 plot: bool = True, save: bool = True):
         self.parent = parent
         self.what = what
         self.start_button = QPushButton(start_text)
         self.stop_button = QPushButton("Stop")
         self.stop_button.setEnabled(False)
-        self.save_button = QPushButton("Save…")
-        self.save_button.setEnabled(False)
+        self.save_button = QPushButton("Save…") if save else None
+        if self.save_button is not None:
+            self.save_button.setEnabled(False)
         self.progress = QProgressBar()
+        self.progress.setRange(0, PROGRESS_UNITS)
+        self.progress.setValue(0)
         self.status = QLabel(idle_text)
         self.status.setWordWrap(True)
-        self.plot = LossPlot()
+        self.status.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.status.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Minimum)
+        self.plot = LossPlot() if plot else None
         self.worker = None
-        self.controller = None
+        self.job = None
+        self.last_event = None
         self._on_done: Callable | None = None
         self.stop_button.clicked.connect(self.stop)
 
     def button_row(self) -> QHBoxLayout:
-        """Return a layout holding Start, Stop and Save."""
+        """Return a layout holding Start, Stop and (if any) Save."""
         row = QHBoxLayout()
         for button in (self.start_button, self.stop_button, self.save_button):
-            row.addWidget(button)
+            if button is not None:
+                row.addWidget(button)
         return row
 
     @property
     def running(self) -> bool:
         return self.worker is not None
 
-    def launch(self, worker, on_event: Callable, on_done: Callable, status: str):
-        """Connect and start ``worker``; returns it."""
-        self.worker, self.controller, self._on_done = worker, None, on_done
-        self.plot.clear()
-        self.progress.setRange(0, 0)
-        self.status.setText(status)
+    @property
+    def controller(self):
+        """The running job (what Stop stops), or None."""
+        return self.job
+
+    def launch(self, job, on_event: Callable, on_done: Callable):
+        """Run ``job`` in a worker thread; returns the worker."""
+        from .workers import job_worker
+
+        self.job, self._on_done, self.last_event = job, on_done, None
+        if self.plot is not None:
+            self.plot.clear()
+        self.progress.setValue(0)
+        worker = job_worker(job)
+        self.worker = worker
         worker.yielded.connect(lambda event: self._yielded(event, on_event))
         worker.errored.connect(self._errored)
         worker.finished.connect(self._finished)
@@ -64,42 +86,50 @@ class JobControls:
         return worker
 
     def stop(self) -> None:
-        """Ask the running job to end after its current step (it keeps what it learnt)."""
-        if self.controller is not None:
-            self.controller.stop()
-        elif self.worker is not None:
-            self.worker.quit()
-
-    def show_step(self, event) -> None:
-        """Report a training step in the status line and, every fifth step, in the loss plot."""
-        self.status.setText(f"step {event.step} · {event.elapsed:.0f} s · loss {event.loss:.3f}")
-        if event.step % 5 == 0:
-            self.plot.add(event.step, event.loss)
+        """Ask the running job to end after its current step or image."""
+        if self.job is not None:
+            self.job.stop()
 
     def _yielded(self, event, on_event: Callable) -> None:
-        if self.controller is None and callable(getattr(event, "stop", None)):
-            self.controller = event
         try:
+            self.last_event = event
+            self.progress.setValue(int(PROGRESS_UNITS * min(1.0, max(0.0, event.progress))))
+            if event.kind is EventKind.ERROR:
+                self.status.setText(f"{self.what} failed: {event.error}")
+                show_error(event.error)
+            elif event.kind is EventKind.DONE:
+                self._show_done(event)
+            elif event.message and event.kind is not EventKind.RESULT:
+                self.status.setText(event.message)
+            if self.plot is not None:
+                if event.kind is EventKind.STEP and event.step % 5 == 0:
+                    self.plot.add(event.step, event.loss)
+                elif event.kind is EventKind.EVALUATION:
+                    self.plot.add(event.step, event.loss, event.val_loss)
             on_event(event)
         except RuntimeError:  # the widget was deleted (viewer closed): end the job
             self.stop()
 
+    def _show_done(self, event) -> None:
+        text = f"done: {event.message}"
+        if event.warnings:
+            text += "\nCheck before trusting it:\n• " + "\n• ".join(event.warnings)
+            show_warning(f"napari-matseg: {self.what.lower()} finished with "
+                         f"{len(event.warnings)} warning(s); read them in the dock's status area.")
+        self.status.setText(text)
+
     def _errored(self, exc: Exception) -> None:
-        if isinstance(exc, MatsegError):
-            show_error(str(exc))
-        else:
-            show_error(f"{self.what} failed: {type(exc).__name__}: {exc}")
+        show_error(f"{self.what} failed: {type(exc).__name__}: {exc}")
 
     def _finished(self) -> None:
-        controller, on_done = self.controller, self._on_done
-        self.worker = self.controller = self._on_done = None
+        job, on_done = self.job, self._on_done
+        self.worker = self.job = self._on_done = None
         try:
             self.start_button.setEnabled(True)
             self.stop_button.setEnabled(False)
-            self.progress.setRange(0, 1)
-            self.progress.setValue(1)
+            self.progress.setValue(PROGRESS_UNITS)
             if on_done is not None:
-                on_done(controller)
+                on_done(job.result if job is not None else None)
         except RuntimeError:  # the widget was deleted (viewer closed) while the job ended
             pass
 
@@ -113,7 +143,13 @@ class JobControls:
                                                   "napari-matseg models (*.matseg)")
             if not path:
                 return None
-        saved = entry.bundle.save(path)
+        from ..api import save_with_fallback
+        from pathlib import Path
+
+        saved, note = save_with_fallback(entry.bundle.save, Path(path))
         entry.path = str(saved)
-        show_info(f"Saved to {saved}")
+        if note:
+            show_warning(note)
+        else:
+            show_info(f"Saved to {saved}")
         return saved

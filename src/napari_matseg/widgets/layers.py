@@ -49,9 +49,40 @@ def class_colormap(classes: list[dict]):
 
 
 def apply_classes(layer, classes: list[dict]) -> None:
-    """Store ``classes`` on a Labels layer and colour its labels 1..K with them."""
+    """Store ``classes`` on a Labels layer, colour its labels 1..K with them, and name them in
+    its features, so napari's status bar shows the class under the cursor."""
+    import pandas as pd
+
     layer.metadata[CLASSES_KEY] = [dict(c) for c in classes]
     layer.colormap = class_colormap(classes)
+    layer.features = pd.DataFrame({"index": list(range(len(classes) + 1)),
+                                   "class": ["unlabelled"] + [c["name"] for c in classes]})
+
+
+def uncertainty_colormap():
+    """Return a colormap for uncertainty over a micrograph: transparent where the model is
+    certain, through orange to opaque yellow where classes are equally likely."""
+    from napari.utils.colormaps import Colormap
+
+    return Colormap([[1.0, 0.3, 0.0, 0.0], [1.0, 0.5, 0.0, 0.55], [1.0, 1.0, 0.2, 0.95]],
+                    name="matseg uncertainty")
+
+
+def painted_pixels(layer) -> int:
+    """Return how many pixels of a scribble layer are painted."""
+    return int(np.count_nonzero(np.asarray(layer.data)))
+
+
+def image_scribbles(viewer, image_name: str, preferred: str | None = None):
+    """Return the scribble layer of ``image_name`` that training uses: ``preferred`` when it is
+    one of them, else the one with the most strokes (the newest among equals), else None."""
+    layers = scribble_layers(viewer, image_name)
+    if not layers:
+        return None
+    named = [layer for layer in layers if layer.name == preferred]
+    if named:
+        return named[0]
+    return max(reversed(layers), key=painted_pixels)
 
 
 def new_scribble_layer(viewer, image_layer, classes: list[dict] | None = None):
@@ -125,3 +156,19 @@ def show_info_band(viewer, image_layer, band_rows: int):
                              face_color="#ffcc0033", edge_width=2, scale=image_layer.scale[-2:],
                              translate=image_layer.translate[-2:],
                              metadata={ROLE_KEY: "info-band", IMAGE_KEY: image_layer.name})
+
+
+LENGTH_UNITS_IN_UM = {"micrometer": 1.0, "micron": 1.0, "um": 1.0, "µm": 1.0, "nanometer": 1e-3,
+                      "nm": 1e-3, "millimeter": 1e3, "mm": 1e3, "meter": 1e6, "m": 1e6}
+
+
+def layer_pixel_size(layer) -> float | None:
+    """Return the µm per pixel of an image layer whose scale is in length units (as the reader
+    sets it from the file's calibration), else None."""
+    scale = np.asarray(layer.scale[-2:], float)
+    units = getattr(layer, "units", None)
+    unit = str(units[-1]) if units is not None and len(units) else "pixel"
+    factor = LENGTH_UNITS_IN_UM.get(unit.lower())
+    if factor is None:
+        return None
+    return float(scale[-1]) * factor

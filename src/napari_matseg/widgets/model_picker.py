@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Callable
 
 from napari.utils.notifications import show_error
-from qtpy.QtWidgets import QComboBox, QFileDialog
+from qtpy.QtWidgets import QFileDialog
 
 from ..core.bundle import load_bundle
 from ..core.errors import MatsegError
+from .scrolling import shrinkable_combo
 from .session import ModelEntry, ModelRegistry
 
 LOAD_FILE = "Load model file…"
@@ -26,23 +27,29 @@ class ModelPicker:
         self.expect = expect
         self.accepts = accepts
         self.parent = parent
-        self.combo = QComboBox(parent)
+        self.combo = shrinkable_combo(parent)
         self.combo.activated.connect(self._chosen)
         registry.changed.connect(self.refresh)
         self.refresh()
 
     def refresh(self) -> None:
-        names = [e.name for e in self.registry.entries if self.accepts(e)] + [LOAD_FILE]
+        names = [e.name for e in self.registry.entries if self.accepts(e)]
         current = self.combo.currentText()
+        self.combo.blockSignals(True)
         self.combo.clear()
-        self.combo.addItems(names)
+        self.combo.addItems(names + [LOAD_FILE])
+        self.combo.setPlaceholderText("no model yet: train one, or load a file")
         if current in names:
             self.combo.setCurrentText(current)
+        elif not names:
+            self.combo.setCurrentIndex(-1)
+        self.combo.blockSignals(False)
 
     def entry(self) -> ModelEntry | None:
         return self.registry.get(self.combo.currentText())
 
     def select(self, name: str) -> None:
+        """Show the entry ``name`` (a model of the registry this picker accepts)."""
         self.combo.setCurrentText(name)
 
     def _chosen(self, _index: int) -> None:
@@ -53,7 +60,8 @@ class ModelPicker:
         if path:
             self.load(path)
         else:
-            self.combo.setCurrentIndex(0)
+            has_models = self.combo.count() > 1
+            self.combo.setCurrentIndex(0 if has_models else -1)
 
     def load(self, path: str) -> ModelEntry | None:
         """Load a bundle, register and select it; notify and return None when it is unusable."""
@@ -62,6 +70,6 @@ class ModelPicker:
         except MatsegError as exc:
             show_error(str(exc))
             return None
-        entry = self.registry.add(ModelEntry(Path(path).name, bundle, str(path)))
+        entry = self.registry.add(ModelEntry(Path(path).name, bundle, str(path)), make_current=True)
         self.select(entry.name)
         return entry

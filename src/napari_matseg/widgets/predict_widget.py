@@ -6,19 +6,23 @@ from pathlib import Path
 
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtWidgets import (QCheckBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
-                            QLabel, QLineEdit, QListWidget, QListWidgetItem, QProgressBar, QPushButton,
-                            QVBoxLayout, QWidget)
 from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (QCheckBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
+                            QLineEdit, QListWidget, QListWidgetItem, QMessageBox, QPushButton,
+                            QWidget)
 
-from ..core.cleanup import parse_min_area
+from .. import api
+from ..core.bundle import AS_TRAINED
 from ..core.errors import MatsegError
 from ..core.imageio import list_images, write_labels
-from .layers import IMAGE_KEY, ROLE_KEY, micrograph_layers, show_result_layer
-from .phase_table import PhaseTable, fraction_rows
-from .session import registry_for
+from .job_controls import JobControls
+from .layers import (IMAGE_KEY, ROLE_KEY, layer_pixel_size, micrograph_layers, show_result_layer,
+                     uncertainty_colormap)
 from .model_picker import ModelPicker
+from .phase_table import PhaseTable
 from .scrolling import scrolling_layout
+from .session import registry_for
+from .train_widget import result_name
 
 
 class PredictInspectWidget(QWidget):
@@ -28,13 +32,15 @@ class PredictInspectWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.registry = registry_for(napari_viewer)
-        self.worker = None
         self.models = ModelPicker(self.registry, self, accepts=lambda e: e.bundle is not None
                                   and e.bundle.kind == "segmentation", expect="segmentation")
         self.model_combo = self.models.combo
         self.load_model = self.models.load
+        self._ticks: dict[str, bool] = {}  # ticks the user set; other images are ticked
+        self._bundle_in_use = None
+        self._output_dir: str | None = None
         self.images = QListWidget()
-        self.images.setMaximumHeight(110)
+        self.images.setMaximumHeight(90)
         self.tta = QCheckBox("average over flips (slower, smoother)")
         self.band_check = QCheckBox("exclude the information band")
         self.band_check.setChecked(True)
@@ -44,17 +50,20 @@ class PredictInspectWidget(QWidget):
             "Regions of a class smaller than this many pixels take the class around them.\n"
             "'500' applies to every class; 'MA=500 defect=2000' to the named classes "
             "(names or numbers 1..K).")
-        self.predict_button = QPushButton("Predict selected layers")
+        self.job = JobControls(self, "Predict selected layers", "Prediction",
+                               "choose a model and tick images", plot=False, save=False)
+        self.predict_button = self.job.start_button
+        self.cancel_button = self.job.stop_button
+        self.cancel_button.setText("Cancel")
         self.folder_button = QPushButton("Predict a folder…")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.progress = QProgressBar()
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.progress, self.status = self.job.progress, self.job.status
         self.table = PhaseTable()
         self.copy_button = QPushButton("Copy")
-        self.csv_button = QPushButton("Export CSV…")
-        self.export_button = QPushButton("Export label images…")
+        self.csv_button = QPushButton("CSV…")
+        self.csv_button.setToolTip("Export the phase fractions as a CSV file")
+        self.export_button = QPushButton("Label images…")
+        self.export_button.setToolTip("Export every phases layer as a label image (class colours, "
+                                      "names and pixel size)")
 
         model_box = QGroupBox("Model and images")
         form = QFormLayout(model_box)
@@ -63,46 +72,56 @@ class PredictInspectWidget(QWidget):
         form.addRow(self.tta)
         form.addRow(self.band_check)
         form.addRow("min region (px)", self.min_area)
-        row = QHBoxLayout()
+        layout, footer = scrolling_layout(self)
+        layout.addWidget(model_box)
+        layout.addStretch()
+        buttons = QHBoxLayout()
         for b in (self.predict_button, self.folder_button, self.cancel_button):
-            row.addWidget(b)
-        form.addRow(row)
-        form.addRow(self.progress)
-        form.addRow(self.status)
-        table_box = QGroupBox("Phase fractions")
-        tlayout = QVBoxLayout(table_box)
-        tlayout.addWidget(self.table)
+            buttons.addWidget(b)
+        footer.addLayout(buttons)
+        footer.addWidget(self.progress)
+        footer.addWidget(self.status)
+        footer.addWidget(self.table, 1)
         row = QHBoxLayout()
         for b in (self.copy_button, self.csv_button, self.export_button):
             row.addWidget(b)
-        tlayout.addLayout(row)
-        layout = scrolling_layout(self)
-        layout.addWidget(model_box)
-        layout.addWidget(table_box)
+        footer.addLayout(row)
 
         self.predict_button.clicked.connect(lambda: self.predict_layers())
         self.folder_button.clicked.connect(lambda: self.predict_folder())
-        self.cancel_button.clicked.connect(self.cancel)
         self.copy_button.clicked.connect(self.table.copy)
         self.csv_button.clicked.connect(lambda: self.export_csv())
         self.export_button.clicked.connect(lambda: self.export_labels())
         self.table.class_selected.connect(self.highlight_class)
-        self.registry.current_changed.connect(lambda e: self.models.select(e.name))
+        self.images.itemChanged.connect(
+            lambda item: self._ticks.__setitem__(item.text(), item.checkState() == Qt.Checked))
+        self.registry.current_changed.connect(self._current_model_changed)
         events = self.viewer.layers.events
         for ev in (events.inserted, events.removed):
             ev.connect(self._refresh_images)
         self.destroyed.connect(lambda *_: self.cancel())
         self._refresh_images()
+        if self.registry.current is not None:
+            self._current_model_changed(self.registry.current)
+
+    @property
+    def worker(self):
+        return self.job.worker
+
+    def _current_model_changed(self, entry) -> None:
+        if self.models.accepts(entry):
+            self.models.select(entry.name)
 
     def _refresh_images(self, *_) -> None:
-        checked = {self.images.item(i).text() for i in range(self.images.count())
-                   if self.images.item(i).checkState() == Qt.Checked}
+        """List the image layers; a newly opened one is ticked, the user's unticks are kept."""
+        self.images.blockSignals(True)
         self.images.clear()
         for layer in micrograph_layers(self.viewer):
             item = QListWidgetItem(layer.name)
             item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
-            item.setCheckState(Qt.Checked if layer.name in checked or not checked else Qt.Unchecked)
+            item.setCheckState(Qt.Checked if self._ticks.get(layer.name, True) else Qt.Unchecked)
             self.images.addItem(item)
+        self.images.blockSignals(False)
 
     def selected_images(self) -> list[str]:
         return [self.images.item(i).text() for i in range(self.images.count())
@@ -112,46 +131,43 @@ class PredictInspectWidget(QWidget):
         entry = self.models.entry()
         return entry.bundle if entry is not None else None
 
-    def _start(self, items, output_dir=None):
+    def options(self) -> api.PredictOptions:
+        return api.PredictOptions(tta=self.tta.isChecked(),
+                                  min_region_area=self.min_area.text().strip() or None,
+                                  info_band=AS_TRAINED if self.band_check.isChecked() else 0)
+
+    def _start(self, sources, output: api.OutputFolder | None = None):
         bundle = self.bundle()
         if bundle is None:
             show_error("Choose a model: train one in 'Annotate & Train' or load a .matseg file.")
             return None
-        if not items:
+        if not sources:
             show_warning("Tick at least one image layer to predict.")
             return None
-        from .workers import predict_job
-
+        if self.job.running:
+            return None
         try:
-            min_area = parse_min_area(self.min_area.text(), bundle.class_names) or None
+            job = api.predict(bundle, sources, self.options(), output=output)
         except MatsegError as exc:
             show_error(str(exc))
             return None
-        config = bundle.predict_config(tta=self.tta.isChecked(), keep_probabilities=False,
-                                       min_region_area=min_area)
-        band = "auto" if self.band_check.isChecked() else 0
         self._bundle_in_use = bundle
-        self.worker = predict_job(bundle.model, bundle.preprocess, items, config, band, output_dir)
-        self.progress.setRange(0, len(items))
-        self.progress.setValue(0)
-        self.worker.yielded.connect(self._on_result)
-        self.worker.errored.connect(lambda exc: show_error(f"Prediction failed: {exc}"))
-        self.worker.finished.connect(self._on_finished)
-        self.predict_button.setEnabled(False)
+        self._output_dir = str(output.path) if output is not None else None
         self.folder_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        self._output_dir = output_dir
-        self.worker.start()
-        return self.worker
+        return self.job.launch(job, self._on_event, self._on_finished)
 
     def predict_layers(self, names: list[str] | None = None):
         """Predict the ticked image layers (or ``names``) in a worker; returns the worker."""
         names = names if names is not None else self.selected_images()
-        items = [(n, np.asarray(self.viewer.layers[n].data)) for n in names if n in self.viewer.layers]
-        return self._start(items)
+        sources = [api.ImageSource(n, data=np.asarray(self.viewer.layers[n].data),
+                                   pixel_size=layer_pixel_size(self.viewer.layers[n]))
+                   for n in names if n in self.viewer.layers]
+        return self._start(sources)
 
-    def predict_folder(self, folder: str | None = None, output: str | None = None):
-        """Predict every image of a folder, writing label images and a CSV to ``output``."""
+    def predict_folder(self, folder: str | None = None, output: str | None = None,
+                       overwrite: bool | None = None):
+        """Predict every image of a folder, writing label images and a CSV to ``output``; when
+        results are already there, asks before replacing them (``overwrite`` answers)."""
         if folder is None:
             folder = QFileDialog.getExistingDirectory(self, "Folder of micrographs")
             if not folder:
@@ -162,56 +178,49 @@ class PredictInspectWidget(QWidget):
                 return None
         try:
             files = list_images([folder])
+            target = api.OutputFolder(Path(output), "png", overwrite=bool(overwrite))
+            api.outputs.plan_outputs(target, [str(f) for f in files])
         except MatsegError as exc:
-            show_error(str(exc))
-            return None
-        Path(output).mkdir(parents=True, exist_ok=True)
-        return self._start([(str(f), str(f)) for f in files], output_dir=output)
+            if "already exist" not in str(exc) or overwrite is not None:
+                show_error(str(exc))
+                return None
+            answer = QMessageBox.question(self, "Replace results?", f"{exc}\n\nReplace them?")
+            if answer != QMessageBox.Yes:
+                return None
+            target = api.OutputFolder(Path(output), "png", overwrite=True)
+        return self._start([api.ImageSource(str(f), path=f) for f in files], target)
 
     def cancel(self) -> None:
-        if self.worker is not None:
-            self.worker.quit()
+        self.job.stop()
 
-    def _on_result(self, result) -> None:
-        name, prediction = result
-        self.progress.setValue(self.progress.value() + 1)
-        if isinstance(prediction, str):
-            show_error(f"{Path(name).name}: {prediction}")
+    def _on_event(self, event) -> None:
+        if event.kind is not api.EventKind.RESULT:
             return
-        bundle = self._bundle_in_use
+        if event.failed:
+            show_error(f"{Path(event.name).name}: {event.error}")
+            return
+        bundle, name, prediction = self._bundle_in_use, event.name, event.prediction
         classes = [{"name": n, "colour": c} for n, c in zip(bundle.class_names, bundle.class_colours)]
-        pixel_area, unit = None, "µm"
+        pixel_size = None
         if self._output_dir is None and name in self.viewer.layers:
             like = self.viewer.layers[name]
-            show_result_layer(self.viewer, f"{name} phases", prediction.labels, like, classes,
+            pixel_size = layer_pixel_size(like)
+            show_result_layer(self.viewer, result_name(name), prediction.labels, like, classes,
                               opacity=0.6)
             show_result_layer(self.viewer, f"{name} uncertainty", prediction.uncertainty, like,
-                              kind="image", colormap="magma", contrast_limits=(0, 1), visible=False,
-                              blending="additive")
-            scale = np.asarray(like.scale[-2:], float)
-            if not np.allclose(scale, 1.0):
-                pixel_area = float(scale[0] * scale[1])
-                units = getattr(like, "units", None)
-                unit = str(units[-1]) if units is not None else "unit"
-                unit = {"micrometer": "µm", "nanometer": "nm", "pixel": "unit"}.get(unit, unit)
-        self.table.replace_image(Path(name).name if self._output_dir else name,
-                                 fraction_rows(Path(name).name if self._output_dir else name,
-                                               prediction.labels, bundle.class_names, pixel_area, unit))
+                              kind="image", colormap=uncertainty_colormap(), contrast_limits=(0, 1),
+                              visible=False, blending="translucent")
+        shown = Path(name).name if self._output_dir else name
+        self.table.replace_image(shown, api.phase_rows(shown, prediction.labels, bundle.class_names,
+                                                       name if self._output_dir else "", pixel_size))
 
-    def _on_finished(self) -> None:
-        self.worker = None
-        self.predict_button.setEnabled(True)
+    def _on_finished(self, summary) -> None:
         self.folder_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
-        if self._output_dir:
-            csv_path = Path(self._output_dir) / "phase_fractions.csv"
-            self.table.write_csv(str(csv_path))
-            self.status.setText(f"results written to {self._output_dir}")
-        else:
-            self.status.setText(f"{self.progress.value()} image(s) segmented")
+        if summary is not None and summary.csv is not None:
+            self.status.setText(self.status.text() + f"\nwritten to {self._output_dir}")
 
     def highlight_class(self, image: str, label: int) -> None:
-        name = f"{image} phases"
+        name = result_name(image)
         if name in self.viewer.layers:
             layer = self.viewer.layers[name]
             layer.selected_label = label
@@ -224,20 +233,32 @@ class PredictInspectWidget(QWidget):
                                                   "CSV (*.csv)")
             if not path:
                 return None
-        self.table.write_csv(path)
+        api.write_csv(path, self.table.rows, api.PHASE_COLUMNS)
         return path
 
     def export_labels(self, folder: str | None = None, file_format: str = "tif"):
-        """Write every '<image> phases' layer as a label image into ``folder``."""
+        """Write every phases layer as a label image (class colours, pixel size) into ``folder``;
+        never replaces a file (a second export gets new names)."""
         if folder is None:
             folder = QFileDialog.getExistingDirectory(self, "Folder for label images")
             if not folder:
                 return []
+        layers = [layer for layer in self.viewer.layers
+                  if layer.metadata.get(ROLE_KEY) == "result-labels"]
         written = []
-        for layer in self.viewer.layers:
-            if layer.metadata.get(ROLE_KEY) == "result-labels" and layer.name.endswith(" phases"):
-                stem = layer.metadata.get(IMAGE_KEY, layer.name)
-                written.append(write_labels(Path(folder) / f"{stem}_labels.{file_format}", layer.data))
+        stems = api.outputs.unique_stems([layer.metadata.get(IMAGE_KEY, layer.name) for layer in layers])
+        for layer, stem in zip(layers, stems):
+            classes = layer.metadata.get("matseg_classes", [])
+            image = layer.metadata.get(IMAGE_KEY)
+            like = self.viewer.layers[image] if image in self.viewer.layers else None
+            path = Path(folder) / f"{stem}_labels.{file_format}"
+            i = 2
+            while path.exists():
+                path = Path(folder) / f"{stem}_labels-{i}.{file_format}"
+                i += 1
+            written.append(write_labels(path, np.asarray(layer.data), [c["name"] for c in classes],
+                                        [c["colour"] for c in classes],
+                                        layer_pixel_size(like) if like is not None else None))
         if written:
             show_info(f"{len(written)} label image(s) written to {folder}")
         else:

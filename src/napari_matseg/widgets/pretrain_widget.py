@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from napari.utils.notifications import show_error
-from qtpy.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+from qtpy.QtWidgets import (QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                             QLineEdit, QListWidget, QPushButton, QRadioButton,
                             QSpinBox, QWidget)
 
+from .. import api
 from ..core.errors import InputError, MatsegError
-from ..core.pretrain import PretrainConfig, Pretrainer
+from ..core.pretrain import methods
 from .layers import IMAGE_KEY, micrograph_layers, scribble_layers
 from .job_controls import JobControls
 from .session import ModelEntry, registry_for
-from .scrolling import scrolling_layout
-
-METHOD_NOTES = {
-    "MatSSL": ("matssl", "contrastive views of each micrograph, gated fusion of all encoder stages"),
-    "PSCL": ("pscl", "contrast of images and of patches; spreads the classes painted on one image "
-                     "to similar patches of the others (needs a scribble layer)"),
-    "SMS": ("sms", "masked reconstruction; masks the tiles the model restores worst"),
-}
+from .scrolling import scrolling_layout, shrinkable_combo
 
 
 class PretrainWidget(QWidget):
@@ -47,11 +39,12 @@ class PretrainWidget(QWidget):
         self.layer_list = QListWidget()
         self.layer_list.setSelectionMode(QListWidget.MultiSelection)
         self.layer_list.setMaximumHeight(90)
-        self.method_combo = QComboBox()
-        self.method_combo.addItems(list(METHOD_NOTES))
+        self.method_specs = {spec.label: spec for spec in methods().values()}
+        self.method_combo = shrinkable_combo()
+        self.method_combo.addItems(list(self.method_specs))
         self.method_note = QLabel("")
         self.method_note.setWordWrap(True)
-        self.annotated_combo = QComboBox()
+        self.annotated_combo = shrinkable_combo()
         self.budget = QSpinBox()
         self.budget.setRange(1, 24 * 60)
         self.budget.setValue(10)
@@ -79,14 +72,14 @@ class PretrainWidget(QWidget):
         mform.addRow(self.method_note)
         mform.addRow("scribbles (PSCL)", self.annotated_combo)
         mform.addRow("time budget", self.budget)
-        mform.addRow(self.job.button_row())
-        mform.addRow(self.progress)
-        mform.addRow(self.status)
         mform.addRow(self.plot)
-        layout = scrolling_layout(self)
+        layout, footer = scrolling_layout(self)
         layout.addWidget(source)
         layout.addWidget(method)
         layout.addStretch()
+        footer.addLayout(self.job.button_row())
+        footer.addWidget(self.progress)
+        footer.addWidget(self.status)
 
         self.browse.clicked.connect(self._browse)
         self.method_combo.currentTextChanged.connect(self._method_changed)
@@ -104,8 +97,10 @@ class PretrainWidget(QWidget):
         return self.job.worker
 
     @property
-    def trainer(self) -> Pretrainer | None:
-        return self.job.controller
+    def trainer(self):
+        """The running pretraining loop (None before it has started)."""
+        job = self.job.job
+        return job.trainer if job is not None else None
 
     def _refresh_layers(self, *_):
         chosen = {i.text() for i in self.layer_list.selectedItems()}
@@ -121,9 +116,10 @@ class PretrainWidget(QWidget):
             self.annotated_combo.setCurrentText(current)
 
     def _method_changed(self, label: str) -> None:
-        self._method, note = METHOD_NOTES[label]
-        self.method_note.setText(note)
-        self.annotated_combo.setEnabled(self._method == "pscl")
+        spec = self.method_specs[label]
+        self._method = spec.name
+        self.method_note.setText(spec.description)
+        self.annotated_combo.setEnabled(spec.needs_labels)
 
     def _browse(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Folder of unlabeled micrographs")
@@ -143,7 +139,7 @@ class PretrainWidget(QWidget):
         names = [i.text() for i in self.layer_list.selectedItems()]
         if not names:
             raise InputError("select at least one image layer to pretrain on")
-        return [(name, np.asarray(self.viewer.layers[name].data)) for name in names]
+        return [api.ImageSource(name, data=np.asarray(self.viewer.layers[name].data)) for name in names]
 
     def _labelled(self):
         name = self.annotated_combo.currentText()
@@ -155,8 +151,9 @@ class PretrainWidget(QWidget):
             raise InputError(f"the image of '{name}' is no longer open")
         return np.asarray(self.viewer.layers[image_name].data), np.asarray(layer.data).copy()
 
-    def config(self) -> PretrainConfig:
-        return PretrainConfig(method=self._method, max_seconds=60.0 * self.budget.value())
+    def config(self) -> api.PretrainConfig:
+        return api.PretrainConfig(method=self._method,
+                                  budget=api.Budget(steps=None, max_seconds=60.0 * self.budget.value()))
 
     def start(self):
         """Start pretraining in a worker thread; returns it (None when the inputs are unusable)."""
@@ -164,59 +161,25 @@ class PretrainWidget(QWidget):
             return None
         try:
             sources = self._sources()
-            labelled = self._labelled() if self._method == "pscl" else None
+            labelled = self._labelled() if self.method_specs[self.method_combo.currentText()].needs_labels else None
+            job = api.pretrain(sources, self._method, config=self.config(), labelled=labelled,
+                               info_band="auto")
         except MatsegError as exc:
             show_error(str(exc))
             return None
-        config = self.config()
-
-        def make_trainer():
-            from ..core.imageio import read_image
-            from ..core.pretrain import MicrographPool
-
-            images, names = [], []
-            for i, source in enumerate(sources):
-                if isinstance(source, tuple):
-                    names.append(source[0])
-                    images.append(source[1])
-                else:
-                    names.append(Path(source).name)
-                    images.append(read_image(source))
-                yield ("reading", i + 1, len(sources))
-            yield Pretrainer(MicrographPool(images, names=names), config, labelled)
-
-        from .workers import pretrain_job
-
-        return self.job.launch(pretrain_job(make_trainer), self._on_event, self._show_finished,
-                               "reading the micrographs…")
+        return self.job.launch(job, lambda event: None, self._show_finished)
 
     def stop(self) -> None:
         self.job.stop()
 
-    def _on_event(self, event) -> None:
-        if isinstance(event, tuple):
-            self.status.setText(f"reading micrograph {event[1]} of {event[2]}")
+    def _show_finished(self, bundle) -> None:
+        if bundle is None:
             return
-        if isinstance(event, Pretrainer):
-            self.progress.setRange(0, 1000)
-            self.status.setText("starting…")
-            return
-        self.progress.setValue(int(1000 * event.progress))
-        if event.kind == "step":
-            self.job.show_step(event)
-        elif event.kind == "message":
-            self.status.setText(event.message)
-
-    def _show_finished(self, trainer) -> None:
-        if trainer is None or trainer.steps_done == 0:
-            self.status.setText("nothing was pretrained")
-            return
-        bundle = trainer.to_bundle()
-        name = f"pretrained {trainer.config.method} ({len(trainer.pool)} images)"
+        method = bundle.provenance.get("pretraining_method")
+        name = f"pretrained {method} ({bundle.provenance.get('images')} images)"
         self.result = self.registry.add(ModelEntry(name, bundle))
         self.save_button.setEnabled(True)
-        self.status.setText(f"done: {trainer.steps_done} steps in {trainer.elapsed:.0f} s. "
-                            f"'{name}' is now a starting model in Annotate & Train.")
+        self.status.setText(self.status.text() + f"\n'{name}' is now a starting model in Annotate & Train.")
 
     def save(self, path: str | None = None):
         """Write the pretrained model as a bundle (asks for a file when ``path`` is None)."""

@@ -7,7 +7,21 @@ with Predict below it, say); without a scroll area the end of a long status line
 from __future__ import annotations
 
 from qtpy.QtCore import QSize, Qt, QTimer
-from qtpy.QtWidgets import QDockWidget, QFrame, QMainWindow, QScrollArea, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (QComboBox, QDockWidget, QFrame, QMainWindow, QScrollArea, QVBoxLayout,
+                            QWidget)
+
+
+MAX_WIDTH = 380
+
+
+def shrinkable_combo(parent=None, characters: int = 12) -> QComboBox:
+    """Return a combo box whose width does not follow its longest item (a long layer name would
+    otherwise widen the dock or push its row out of view); the full name is its tooltip."""
+    combo = QComboBox(parent)
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(characters)
+    combo.currentTextChanged.connect(combo.setToolTip)
+    return combo
 
 
 class FittingScrollArea(QScrollArea):
@@ -24,8 +38,11 @@ class FittingScrollArea(QScrollArea):
         self._shared = False
 
     def sizeHint(self) -> QSize:
+        """As tall as the content; as wide as it asks up to ``MAX_WIDTH``, so a long layer name
+        does not squeeze napari's canvas (the user can still drag the dock wider)."""
         hint = self.widget().sizeHint()
-        return QSize(hint.width() + self.verticalScrollBar().sizeHint().width(), hint.height())
+        width = hint.width() + self.verticalScrollBar().sizeHint().width()
+        return QSize(min(width, MAX_WIDTH), hint.height())
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -39,6 +56,9 @@ class FittingScrollArea(QScrollArea):
             dock = dock.parentWidget()
         if dock is not None:
             share_column(dock)
+        viewer = getattr(self.parentWidget(), "viewer", None)
+        if viewer is not None:
+            QTimer.singleShot(50, viewer.reset_view)  # the canvas shrank: fit the image again
 
 
 def stacked_docks(dock: QDockWidget) -> list[QDockWidget]:
@@ -77,10 +97,18 @@ def share_dock_height(docks: list[QDockWidget], weights: list[float]) -> None:
     window.resizeDocks(docks, sizes, Qt.Orientation.Vertical)
 
 
-def scrolling_layout(owner: QWidget) -> QVBoxLayout:
-    """Fill ``owner`` with a :class:`FittingScrollArea` and return the layout of its content."""
+def scrolling_layout(owner: QWidget) -> tuple[QVBoxLayout, QVBoxLayout]:
+    """Fill ``owner`` with a :class:`FittingScrollArea` above a pinned footer; return the layouts
+    of the scrolling content and of the footer (for the controls that must stay in view: the
+    start button, the progress bar and the status line)."""
     content = QWidget()
     outer = QVBoxLayout(owner)
     outer.setContentsMargins(0, 0, 0, 0)
-    outer.addWidget(FittingScrollArea(content))
-    return QVBoxLayout(content)
+    outer.setSpacing(2)
+    outer.addWidget(FittingScrollArea(content), 1)
+    footer = QWidget()
+    footer_layout = QVBoxLayout(footer)
+    footer_layout.setContentsMargins(6, 2, 6, 4)
+    footer_layout.setSpacing(3)
+    outer.addWidget(footer, 0)
+    return QVBoxLayout(content), footer_layout

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from psygnal import Signal
 
+from ..api.start import DEFAULT_START
 from ..core.bundle import ModelBundle
 
 
@@ -24,7 +25,7 @@ class ModelRegistry:
     current_changed = Signal(object)
 
     def __init__(self):
-        self.entries: list[ModelEntry] = [ModelEntry("ImageNet EfficientNet-Lite0 (default)")]
+        self.entries: list[ModelEntry] = [ModelEntry(DEFAULT_START)]
         self.current: ModelEntry | None = None
 
     def add(self, entry: ModelEntry, make_current: bool = False) -> ModelEntry:

@@ -1,28 +1,37 @@
-"""Annotate & Train: paint strokes, train in the background, watch live previews."""
+"""Annotate & Train: paint strokes on one or several images, train in the background, watch live
+previews. Every decision about training is the API's; this widget gathers inputs and shows
+events."""
 
 from __future__ import annotations
 
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QLabel, QPushButton,
-                            QSpinBox, QVBoxLayout, QWidget)
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+                            QListWidget, QListWidgetItem, QPushButton, QSpinBox, QVBoxLayout,
+                            QWidget)
 
+from .. import api
 from ..core.errors import MatsegError
-from ..core.finetune import FinetuneConfig, Finetuner
 from ..core.infoband import detect_info_band
-from ..core.scribbles import check_scribbles
 from ..core.imageio import to_grey
 from .class_table import ClassTableWidget
-from .layers import (apply_classes, class_table, default_classes, micrograph_layers,
-                     new_scribble_layer, scribble_layers, show_info_band, show_result_layer)
 from .job_controls import JobControls
+from .layers import (apply_classes, class_table, default_classes, image_scribbles,
+                     micrograph_layers, new_scribble_layer, painted_pixels, scribble_layers,
+                     show_info_band, show_result_layer)
 from .model_picker import ModelPicker
-from .scrolling import scrolling_layout
+from .scrolling import scrolling_layout, shrinkable_combo
 from .session import ModelEntry, registry_for
 
 
+def result_name(image_name: str) -> str:
+    """Return the name of an image's phases layer (training previews, then predictions)."""
+    return f"{image_name} phases"
+
+
 class AnnotateTrainWidget(QWidget):
-    """Dock widget: choose image, paint classes, train, preview, save."""
+    """Dock widget: choose images, paint classes, train, preview, save."""
 
     column_share = 3  # of a column shared with other MatSeg docks (scrolling.share_column)
 
@@ -33,12 +42,20 @@ class AnnotateTrainWidget(QWidget):
         self.viewer = napari_viewer
         self.registry = registry_for(napari_viewer)
         self.model_entry: ModelEntry | None = None
-        self._training_image = self._training_scribbles = None
+        self._training_images: list[str] = []
+        self._training_layers: set[str] = set()
         self._classes_for_run: list[dict] = []
+        self._ticks: dict[str, bool] = {}  # ticks the user set; others: ticked when painted
 
-        self.image_combo = QComboBox()
-        self.scribble_combo = QComboBox()
+        self.image_combo = shrinkable_combo()
+        self.image_combo.setToolTip("The image to paint on: New scribble layer adds strokes to it")
+        self.scribble_combo = shrinkable_combo()
         self.new_layer_button = QPushButton("New scribble layer")
+        self.new_layer_button.setToolTip("Add an empty Labels layer to paint on the chosen image")
+        self.training_list = QListWidget()
+        self.training_list.setMaximumHeight(84)
+        self.training_list.setToolTip("Images whose strokes train the model; images with strokes "
+                                      "are ticked when they appear")
         self.classes = ClassTableWidget()
         self.models = ModelPicker(self.registry, self)
         self.model_combo = self.models.combo
@@ -46,44 +63,61 @@ class AnnotateTrainWidget(QWidget):
         self.band_check = QCheckBox("exclude the information band")
         self.band_check.setChecked(True)
         self.band_label = QLabel("")
-        self.budget = QSpinBox()
-        self.budget.setRange(5, 3600)
-        self.budget.setValue(int(FinetuneConfig().max_seconds))
-        self.budget.setSuffix(" s")
+        self.steps = QSpinBox()
+        self.steps.setRange(1, 100_000)
+        self.steps.setValue(api.FIRST_FIT_STEPS)
+        self.steps.setSuffix(" steps")
+        self.steps.setToolTip("Optimiser steps: the unit of the budget (the same default as "
+                              "'matseg finetune')")
+        self.time_cap = QSpinBox()
+        self.time_cap.setRange(0, 24 * 3600)
+        self.time_cap.setValue(0)
+        self.time_cap.setSpecialValueText("no time cap")
+        self.time_cap.setSuffix(" s")
+        self.time_cap.setToolTip("Stop after this many seconds even if the steps are not done; "
+                                 "the model then says it was cut short")
         self.job = JobControls(self, "Train", "Training",
                                "paint strokes of each class, then press Train")
         self.train_button, self.stop_button = self.job.start_button, self.job.stop_button
         self.save_button, self.progress = self.job.save_button, self.job.progress
         self.status, self.plot = self.job.status, self.job.plot
 
-        data = QGroupBox("Image and strokes")
+        data = QGroupBox("Images and strokes")
         form = QFormLayout(data)
-        form.addRow("image", self.image_combo)
+        form.addRow("paint on", self.image_combo)
         form.addRow("scribbles", self.scribble_combo)
         form.addRow(self.new_layer_button)
-        form.addRow(self.band_check, self.band_label)
+        form.addRow("train on", self.training_list)
+        form.addRow(self.band_check)
+        form.addRow(self.band_label)
         classes = QGroupBox("Classes (label 1, 2, …)")
         QVBoxLayout(classes).addWidget(self.classes)
         train = QGroupBox("Training")
         tform = QFormLayout(train)
         tform.addRow("start from", self.model_combo)
-        tform.addRow("time budget", self.budget)
-        tform.addRow(self.job.button_row())
-        tform.addRow(self.progress)
-        tform.addRow(self.status)
+        budget = QHBoxLayout()
+        budget.addWidget(self.steps)
+        budget.addWidget(self.time_cap)
+        tform.addRow("budget", budget)
         tform.addRow(self.plot)
-        layout = scrolling_layout(self)
+        layout, footer = scrolling_layout(self)
         for box in (data, classes, train):
             layout.addWidget(box)
         layout.addStretch()
+        footer.addLayout(self.job.button_row())
+        footer.addWidget(self.progress)
+        footer.addWidget(self.status)
 
         self.new_layer_button.clicked.connect(self.new_scribble_layer)
         self.train_button.clicked.connect(self.start_training)
         self.save_button.clicked.connect(lambda: self.save_model())
         self.image_combo.currentTextChanged.connect(self._image_changed)
         self.scribble_combo.currentTextChanged.connect(self._scribbles_changed)
+        self.training_list.itemChanged.connect(self._tick_changed)
         self.band_check.toggled.connect(lambda _: self._image_changed(self.image_combo.currentText()))
         self.classes.changed.connect(self._classes_edited)
+        self.model_combo.currentTextChanged.connect(self._start_changed)
+        self.registry.current_changed.connect(lambda entry: self.models.select(entry.name))
         events = self.viewer.layers.events
         for ev in (events.inserted, events.removed, events.reordered):
             ev.connect(self._refresh_layers)
@@ -96,8 +130,10 @@ class AnnotateTrainWidget(QWidget):
         return self.job.worker
 
     @property
-    def tuner(self) -> Finetuner | None:
-        return self.job.controller
+    def tuner(self):
+        """The running fine-tune (None before it has started training)."""
+        job = self.job.job
+        return job.tuner if job is not None else None
 
     # layers -------------------------------------------------------------------------------
     def _set_items(self, combo: QComboBox, names: list[str]) -> None:
@@ -105,6 +141,8 @@ class AnnotateTrainWidget(QWidget):
         combo.blockSignals(True)
         combo.clear()
         combo.addItems(names)
+        for i, name in enumerate(names):
+            combo.setItemData(i, name, Qt.ToolTipRole)
         if current in names:
             combo.setCurrentText(current)
         combo.blockSignals(False)
@@ -115,6 +153,41 @@ class AnnotateTrainWidget(QWidget):
         self._set_items(self.image_combo, [layer.name for layer in micrograph_layers(self.viewer)])
         self._set_items(self.scribble_combo,
                         [layer.name for layer in scribble_layers(self.viewer, self.image_combo.currentText())])
+        self._refresh_training_list()
+
+    def _refresh_training_list(self, *_):
+        """List every image that has a scribble layer, with its painted pixels; ticked: as the
+        user set it, else when it has strokes."""
+        self.training_list.blockSignals(True)
+        self.training_list.clear()
+        for image in micrograph_layers(self.viewer):
+            layer = self._scribbles_of(image.name)
+            if layer is None:
+                continue
+            painted = painted_pixels(layer)
+            item = QListWidgetItem(f"{image.name} · {painted:,} px")
+            item.setToolTip(f"{painted:,} pixels painted in '{layer.name}'")
+            item.setData(Qt.UserRole, image.name)
+            item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
+            ticked = self._ticks.get(image.name, painted > 0)
+            item.setCheckState(Qt.Checked if ticked else Qt.Unchecked)
+            self.training_list.addItem(item)
+        self.training_list.blockSignals(False)
+
+    def _tick_changed(self, item: QListWidgetItem) -> None:
+        """Remember the user's tick; images never touched follow their strokes."""
+        self._ticks[item.data(Qt.UserRole)] = item.checkState() == Qt.Checked
+
+    def training_images(self) -> list[str]:
+        """Return the names of the ticked images (refreshing the painted counts first)."""
+        self._refresh_training_list()
+        return [self.training_list.item(i).data(Qt.UserRole) for i in range(self.training_list.count())
+                if self.training_list.item(i).checkState() == Qt.Checked]
+
+    def _scribbles_of(self, image_name: str):
+        preferred = (self.scribble_combo.currentText()
+                     if image_name == self.image_combo.currentText() else None)
+        return image_scribbles(self.viewer, image_name, preferred)
 
     def image_layer(self):
         name = self.image_combo.currentText()
@@ -130,7 +203,7 @@ class AnnotateTrainWidget(QWidget):
         self.band_label.setText(self._band_text())
 
     def info_band(self):
-        """Return the band setting passed to core: ``"auto"`` or 0 (no band)."""
+        """Return the band setting passed to the API: ``"auto"`` or 0 (no band)."""
         return "auto" if self.band_check.isChecked() else 0
 
     def _band_text(self) -> str:
@@ -151,12 +224,30 @@ class AnnotateTrainWidget(QWidget):
     def _scribbles_changed(self, _name: str) -> None:
         layer = self.scribble_layer()
         if layer is not None:
-            self.classes.set_classes(class_table(layer) or default_classes(2))
+            stored = class_table(layer)
+            if stored and stored != self.classes.classes():
+                self.classes.set_classes(stored)
+            elif not self.classes.classes():
+                self.classes.set_classes(default_classes(2))
+        self._refresh_training_list()
 
     def _classes_edited(self, classes: list[dict]) -> None:
-        layer = self.scribble_layer()
-        if layer is not None:
+        """One class table serves every scribble layer (and the phases layers of training)."""
+        for layer in scribble_layers(self.viewer):
             apply_classes(layer, classes)
+
+    def _start_changed(self, _name: str) -> None:
+        """Show the start model's classes and the budget the API would use from it."""
+        entry = self.models.entry()
+        bundle = entry.bundle if entry is not None else None
+        continuing = bundle is not None and bundle.kind == "segmentation"
+        self.steps.setValue(api.default_finetune_budget(continuing).steps)
+        if continuing:
+            classes = [{"name": n, "colour": c}
+                       for n, c in zip(bundle.class_names, bundle.class_colours)]
+            if classes != self.classes.classes():
+                self.classes.set_classes(classes)
+                self._classes_edited(classes)
 
     def new_scribble_layer(self):
         image = self.image_layer()
@@ -164,10 +255,12 @@ class AnnotateTrainWidget(QWidget):
             show_warning("Open a micrograph first: there is no image layer to paint on.")
             return None
         classes = self.classes.classes() or default_classes(2)
-        if f"{image.name} prediction" not in self.viewer.layers:
+        if not self.classes.classes():
+            self.classes.set_classes(classes)
+        if result_name(image.name) not in self.viewer.layers:
             # Created now, empty, so that the first live preview only swaps data: creating a
             # layer costs the GUI thread about 100 ms, too long a pause in the middle of training.
-            show_result_layer(self.viewer, f"{image.name} prediction",
+            show_result_layer(self.viewer, result_name(image.name),
                               np.zeros(image.data.shape[:2], np.uint8), image, classes, opacity=0.5)
         layer = new_scribble_layer(self.viewer, image, classes)
         self._refresh_layers()
@@ -177,108 +270,91 @@ class AnnotateTrainWidget(QWidget):
 
     def _layer_removed(self, event) -> None:
         name = getattr(event.value, "name", None)
-        if self.worker is not None and name in (self._training_image, self._training_scribbles):
+        if self.worker is not None and name in self._training_layers:
             show_warning(f"Layer '{name}' was removed: training stopped, the best model so far is kept.")
             self.stop_training()
 
     # training ---------------------------------------------------------------------------------
-    def _training_inputs(self):
-        image, scribbles = self.image_layer(), self.scribble_layer()
-        if image is None:
+    def _annotated_images(self) -> list[api.AnnotatedImage]:
+        """Return the ticked images with a copy of their strokes; raise MatsegError with what
+        to do when there is nothing to train on."""
+        if not micrograph_layers(self.viewer):
             raise MatsegError("Open a micrograph first: there is no image layer.")
-        if scribbles is None:
-            raise MatsegError("Press 'New scribble layer' and paint a few strokes of each class first.")
-        if image.rgb and not np.allclose(np.ptp(np.asarray(image.data)[..., :3], axis=-1), 0):
-            show_info("A colour image: training on its luminance.")
-        return image, scribbles
+        names = self.training_images()
+        if not names:
+            if not self.training_list.count():
+                raise MatsegError("Press 'New scribble layer' and paint a few strokes of each class first.")
+            painted = [image.name for image in micrograph_layers(self.viewer)
+                       if (layer := self._scribbles_of(image.name)) is not None and painted_pixels(layer)]
+            if not painted:
+                raise MatsegError("nothing is painted: paint a few strokes of each class first")
+            raise MatsegError("Tick at least one image with strokes under 'train on'.")
+        images = []
+        for name in names:
+            image_layer, scribbles = self.viewer.layers[name], self._scribbles_of(name)
+            data = np.asarray(image_layer.data)
+            if image_layer.rgb and not np.allclose(np.ptp(data[..., :3], axis=-1), 0):
+                show_info(f"{name} is a colour image: training on its luminance.")
+            images.append(api.AnnotatedImage(data, np.asarray(scribbles.data).copy(), name,
+                                             info_band=self.info_band()))
+        return images
+
+    def budget(self) -> api.Budget:
+        """Return the budget set in the dock: steps, with the time cap when one is set."""
+        cap = self.time_cap.value()
+        return api.Budget(steps=self.steps.value(), max_seconds=float(cap) if cap else None)
 
     def start_training(self):
         """Start fine-tuning in a worker thread; returns the worker (None if inputs are unusable)."""
         if self.job.running:
             return None
-        try:
-            image_layer, scribble_layer = self._training_inputs()
-        except MatsegError as exc:
-            show_error(str(exc))
-            return None
         classes = self.classes.classes()
         entry = self.models.entry()
-        start = entry.bundle if entry is not None and entry.bundle is not None else None
-        if start is not None and start.kind == "segmentation" and len(start.class_names) != len(classes):
-            show_error(f"The model '{entry.name}' predicts {len(start.class_names)} classes but the "
-                       f"class table has {len(classes)}: start from the default model or match the classes.")
-            return None
-        image = np.asarray(image_layer.data)
-        labels = np.asarray(scribble_layer.data).copy()
         try:
-            check_scribbles(to_grey(image), labels)
+            images = self._annotated_images()
+            job = api.finetune(images, [c["name"] for c in classes], [c["colour"] for c in classes],
+                               start=entry.bundle if entry is not None else None,
+                               budget=self.budget(), preview=True)
         except MatsegError as exc:
             show_error(str(exc))
             return None
-        if labels.size and int(labels.max()) > len(classes):
-            show_error(f"The strokes use label {int(labels.max())} but the class table lists "
-                       f"{len(classes)} classes: add a class row for every label you paint.")
-            return None
-        config = FinetuneConfig(max_seconds=float(self.budget.value()), max_steps=100_000)
-        band = self.info_band()
-
-        def make_tuner():
-            model = start.model if start is not None and start.kind == "segmentation" else None
-            preprocess = start.preprocess if start is not None else None
-            pretrained = start if start is not None and start.kind == "pretrained" else None
-            return Finetuner(image, labels, num_classes=len(classes), model=model, config=config,
-                             preprocess=preprocess, info_band=band, pretrained=pretrained,
-                             steps_before=start.trained_steps if start is not None else 0)
-
-        from .workers import train_job
-
         self._classes_for_run = classes
-        self._training_image, self._training_scribbles = image_layer.name, scribble_layer.name
-        return self.job.launch(train_job(make_tuner), self._on_event, self._show_finished,
-                               "preparing the model…")
+        self._training_images = [item.name for item in images]
+        self._training_layers = set(self._training_images) | {
+            self._scribbles_of(name).name for name in self._training_images}
+        for name in self._training_images:
+            self._ensure_result_layer(name)
+        return self.job.launch(job, self._on_event, self._show_finished)
 
     def stop_training(self) -> None:
         self.job.stop()
 
+    def _ensure_result_layer(self, name: str) -> None:
+        like = self.viewer.layers[name] if name in self.viewer.layers else None
+        if like is not None and result_name(name) not in self.viewer.layers:
+            show_result_layer(self.viewer, result_name(name), np.zeros(like.data.shape[:2], np.uint8),
+                              like, self._classes_for_run, opacity=0.5)
+
     def _on_event(self, event) -> None:
-        if isinstance(event, Finetuner):
-            self.progress.setRange(0, int(self.budget.value()))
-            return
-        self.progress.setValue(min(int(event.elapsed), self.progress.maximum()))
-        if event.kind == "step":
-            self.job.show_step(event)
-        elif event.kind == "eval":
-            self.plot.add(event.step, event.loss, event.val_loss)
-            if event.preview is not None:
-                self._show_preview(event.preview)
+        if event.kind is api.EventKind.PREVIEW:
+            for name, preview in event.previews.items():
+                self._show_phases(name, preview)
 
-    def _show_preview(self, preview: np.ndarray) -> None:
-        like = self.viewer.layers[self._training_image] if self._training_image in self.viewer.layers else None
-        if like is None:
-            return
-        show_result_layer(self.viewer, f"{like.name} prediction", preview, like,
-                          self._classes_for_run, opacity=0.5)
+    def _show_phases(self, name: str, labels: np.ndarray) -> None:
+        like = self.viewer.layers[name] if name in self.viewer.layers else None
+        if like is not None:
+            show_result_layer(self.viewer, result_name(name), labels, like, self._classes_for_run,
+                              opacity=0.5)
 
-    def _show_finished(self, tuner) -> None:
-        if tuner is None or tuner.best_state is None:
-            self.status.setText("no model was trained")
+    def _show_finished(self, bundle) -> None:
+        if bundle is None:
             return
-        names = [c["name"] for c in self._classes_for_run]
-        colours = [c["colour"] for c in self._classes_for_run]
-        bundle = tuner.to_bundle(names, colours)
-        self.model_entry = self.registry.add(
-            ModelEntry(f"trained on {self._training_image}", bundle), make_current=True)
-        self.models.select(self.model_entry.name)
+        trained_on = ", ".join(self._training_images)
+        self.model_entry = self.registry.add(ModelEntry(f"trained on {trained_on}", bundle),
+                                             make_current=True)
         self.save_button.setEnabled(True)
-        p = tuner.provenance
-        text = (f"done: {p.get('steps')} steps in {p.get('seconds', 0):.0f} s, best at step "
-                f"{tuner.best_step} ({p.get('stop_reason')}). Paint more and Train again to "
-                "continue from this model.")
-        warnings = "; ".join(tuner.diagnose(names).warnings)
-        if warnings:
-            text += f"\nCheck before trusting it: {warnings}."
-            show_warning(f"napari-matseg: the trained model looks unreliable: {warnings}")
-        self.status.setText(text)
+        self.status.setText(self.status.text() + "\nPaint more (on these or other images) and "
+                            "press Train again to continue from this model.")
 
     def save_model(self, path: str | None = None):
         """Write the current model as a bundle (asks for a file when ``path`` is None)."""

@@ -8,7 +8,6 @@ ends it early from any thread. Under ``torchrun`` it trains data-parallel (PyTor
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import threading
 import time
@@ -19,32 +18,33 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from ..atomic import atomic_write
+from ..budget import Budget
+from ..checks import check_float, check_int
 from ..device import seed_everything
 from ..encoders import DEFAULT_ENCODER
 from ..errors import InputError
 from ..finetune import warmup_cosine
 from ..model import ModelConfig, build_model
 from .distributed import DistributedContext
-from .matssl import MatSSL, MatSSLConfig
+from .checkpoint import flatten_optimizer, read_checkpoint, unflatten_optimizer, write_checkpoint
 from .pool import MicrographPool
-from .pscl import PSCL, PSCLConfig
-from .sms import SMS, SMSConfig
+from .registry import method_spec
 
-METHODS = {"matssl": MatSSL, "pscl": PSCL, "sms": SMS}
+DEFAULT_PRETRAIN_BUDGET = Budget(steps=None, max_seconds=600.0)
 
 
-@dataclass
+@dataclass(frozen=True)
 class PretrainConfig:
-    """Budget and recipe of a pretraining run; method details live in the nested configs.
+    """Budget and recipe of a pretraining run.
 
-    ``lr`` and ``weight_decay`` default (None) to each method's published values. ``init`` is
-    ``"imagenet"``, ``"random"`` or the path of a bundle to continue from.
+    ``options`` are the method's own settings (its registered options dataclass; None: its
+    defaults). ``lr`` and ``weight_decay`` default (None) to each method's published values.
+    ``init`` is ``"imagenet"``, ``"random"`` or the path of a bundle to continue from. The budget
+    defaults to ten minutes, with no step limit.
     """
 
     method: str = "matssl"
-    max_steps: int = 100_000
-    max_seconds: float | None = 600.0
+    budget: Budget = DEFAULT_PRETRAIN_BUDGET
     batch_size: int = 16
     crop_size: int = 160
     lr: float | None = None
@@ -54,37 +54,50 @@ class PretrainConfig:
     init: str = "imagenet"
     seed: int = 0
     device: str = "auto"
-    info_band: int | str | None = "auto"
     checkpoint_seconds: float = 120.0
-    matssl: MatSSLConfig = field(default_factory=MatSSLConfig)
-    pscl: PSCLConfig = field(default_factory=PSCLConfig)
-    sms: SMSConfig = field(default_factory=SMSConfig)
+    options: object = None
+
+    def __post_init__(self):
+        spec = method_spec(self.method)
+        if self.options is None:
+            object.__setattr__(self, "options", spec.options())
+        elif not isinstance(self.options, spec.options):
+            raise InputError(f"{self.method} takes {spec.options.__name__} options, "
+                             f"not {type(self.options).__name__}")
+        if not isinstance(self.budget, Budget):
+            raise InputError(f"the budget must be a Budget, got {self.budget!r}")
+        check_int("the batch size", self.batch_size, 2, 65536)
+        check_int("the crop size", self.crop_size, 32, 4096)
+        if self.crop_size % 32:
+            raise InputError(f"the crop size must be a multiple of 32, got {self.crop_size}")
+        if self.lr is not None:
+            check_float("the learning rate", self.lr, 0, 10, strict_minimum=True)
+        if self.weight_decay is not None:
+            check_float("the weight decay", self.weight_decay, 0, 10)
+        check_float("the warm-up fraction", self.warmup, 0, 1)
+        check_int("the seed", self.seed, 0)
+        check_float("the checkpoint interval", self.checkpoint_seconds, 0, strict_minimum=True)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["budget"] = self.budget.to_dict()
+        return d
 
 
 @dataclass
 class PretrainEvent:
-    """``kind``: ``"step"``, ``"message"`` (schedule news), ``"checkpoint"`` or ``"done"``."""
+    """``kind``: ``"step"``, ``"message"`` (schedule news), ``"checkpoint"`` or ``"done"``;
+    ``progress`` is the fraction (0..1) of the budget used."""
 
     kind: str
     step: int
     max_steps: int
     loss: float
     elapsed: float
-    max_seconds: float | None = None
+    progress: float = 0.0
     parts: dict = field(default_factory=dict)
     message: str | None = None
     reason: str | None = None
-
-    @property
-    def progress(self) -> float:
-        """Fraction (0..1) of the step or time budget used, whichever is further along."""
-        p = self.step / max(self.max_steps, 1)
-        if self.max_seconds:
-            p = max(p, self.elapsed / self.max_seconds)
-        return min(1.0, p)
 
 
 def pool_digest(pool: MicrographPool) -> str:
@@ -107,17 +120,12 @@ class Pretrainer:
                  labelled: tuple[np.ndarray, np.ndarray] | None = None,
                  checkpoint: str | Path | None = None, resume: bool = False):
         self.config = config = config or PretrainConfig()
-        if config.method not in METHODS:
-            raise InputError(f"unknown pretraining method {config.method!r}; choose one of "
-                             f"{', '.join(METHODS)}")
-        if config.crop_size % 32:
-            raise InputError(f"the crop size must be a multiple of 32, got {config.crop_size}")
         self.pool = pool
         self.dist = DistributedContext.from_env()
         seed_everything(config.seed)
         model, self.origin = self._initial_model()
         self.rng = seed_everything(config.seed + 1000 * self.dist.rank)
-        self.method = METHODS[config.method](model, pool, config, self.rng, labelled)
+        self.method = method_spec(config.method).method(model, pool, config, self.rng, labelled)
         self.method.rank, self.method.world = self.dist.rank, self.dist.world
         self.device = self.dist.device(config.device)
         self.checkpoint = Path(checkpoint) if checkpoint else None
@@ -147,24 +155,36 @@ class Pretrainer:
         self._stop.set()
 
     def _load_checkpoint(self, optimizer) -> None:
-        state = torch.load(self.checkpoint, map_location=self.device, weights_only=True)
-        saved = json.loads(state["config"])
-        if saved.get("method") != self.config.method:
-            raise InputError(f"{self.checkpoint} is a {saved.get('method')} checkpoint, not "
-                             f"{self.config.method}")
-        self.method.load_state_dict(state["net"])
-        optimizer.load_state_dict(state["optimizer"])
-        self.steps_done, self.elapsed = int(state["step"]), float(state["elapsed"])
-        self.loss_ema = float(state["loss_ema"]) if state["loss_ema"] >= 0 else None
-        self.method.load_extra_state(json.loads(state["extra"]))
+        """Restore weights, optimiser and counters from the checkpoint; raise
+        :class:`InputError` naming the file when it is not a checkpoint of this run."""
+        path = self.checkpoint
+        try:
+            tensors, meta = read_checkpoint(path)
+        except Exception as exc:  # truncated, empty, foreign or hostile files alike
+            raise InputError(f"{path}: not a usable pretraining checkpoint ({exc}); delete it or "
+                             "start without --resume") from exc
+        method = meta.get("config", {}).get("method")
+        if method != self.config.method:
+            raise InputError(f"{path} is a {method} checkpoint, not {self.config.method}")
+        try:
+            net = {k[len("net."):]: v.to(self.device) for k, v in tensors.items() if k.startswith("net.")}
+            self.method.load_state_dict(net)
+            optimizer.load_state_dict(unflatten_optimizer(tensors, meta["optimizer"], self.device))
+            self.steps_done, self.elapsed = int(meta["step"]), float(meta["elapsed"])
+            self.loss_ema = None if meta["loss_ema"] is None else float(meta["loss_ema"])
+            self.method.load_extra_state(meta["extra"])
+        except Exception as exc:
+            raise InputError(f"{path}: the checkpoint does not fit this run ({exc}); delete it or "
+                             "start without --resume") from exc
 
     def _save_checkpoint(self, optimizer) -> None:
-        state = {"net": self.method.state_dict(), "optimizer": optimizer.state_dict(),
-                 "step": self.steps_done, "elapsed": self.elapsed,
-                 "loss_ema": -1.0 if self.loss_ema is None else self.loss_ema,
-                 "config": json.dumps(self.config.to_dict()),
-                 "extra": json.dumps(self.method.extra_state())}
-        atomic_write(self.checkpoint, lambda tmp: torch.save(state, tmp))
+        tensors = {f"net.{k}": v for k, v in self.method.state_dict().items()}
+        opt_tensors, opt_meta = flatten_optimizer(optimizer.state_dict())
+        tensors.update(opt_tensors)
+        meta = {"step": self.steps_done, "elapsed": self.elapsed, "loss_ema": self.loss_ema,
+                "config": self.config.to_dict(), "extra": self.method.extra_state(),
+                "optimizer": opt_meta}
+        write_checkpoint(self.checkpoint, tensors, meta)
 
     def run(self) -> Iterator[PretrainEvent]:
         """Train, yielding events; ends with one ``"done"`` event."""
@@ -189,11 +209,9 @@ class Pretrainer:
         start, offset = time.perf_counter(), self.elapsed
         last_save, reason = start, "budget"
         try:
-            for step in range(self.steps_done + 1, cfg.max_steps + 1):
+            for step in range(self.steps_done + 1, cfg.budget.step_limit + 1):
                 self.elapsed = offset + time.perf_counter() - start
-                progress = (step - 1) / cfg.max_steps
-                if cfg.max_seconds:
-                    progress = max(progress, self.elapsed / cfg.max_seconds)
+                progress = cfg.budget.progress(step - 1, self.elapsed)
                 message = method.before_step(step, progress)
                 if message:
                     yield self._event("message", message)
@@ -215,7 +233,7 @@ class Pretrainer:
                 self.elapsed = offset + time.perf_counter() - start
                 self.history.append((step, value, self.elapsed))
                 yield self._event("step", parts=parts)
-                out_of_time = cfg.max_seconds is not None and self.elapsed >= cfg.max_seconds
+                out_of_time = cfg.budget.out_of_time(self.elapsed)
                 halt = self.dist.any(self._stop.is_set() or out_of_time, self.device)
                 if (self.checkpoint and self.dist.is_main and not halt
                         and time.perf_counter() - last_save >= cfg.checkpoint_seconds):
@@ -235,9 +253,11 @@ class Pretrainer:
 
     def _event(self, kind: str, message: str | None = None, parts: dict | None = None,
                reason: str | None = None) -> PretrainEvent:
-        return PretrainEvent(kind, self.steps_done, self.config.max_steps,
+        budget = self.config.budget
+        return PretrainEvent(kind, self.steps_done, budget.step_limit,
                              self.loss_ema if self.loss_ema is not None else math.nan,
-                             self.elapsed, self.config.max_seconds, parts or {}, message, reason)
+                             self.elapsed, budget.progress(self.steps_done, self.elapsed),
+                             parts or {}, message, reason)
 
     def train(self):
         """Run to the end without reporting; return the model."""

@@ -14,14 +14,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..preprocess import standardise
 from .losses import nt_xent
 from .method import PretrainMethod
+from .registry import register_method
 from .pool import MicrographPool, resized_crops
 from .views import GreyJitterConfig, grey_jitter
 
 
-@dataclass
+@dataclass(frozen=True)
 class MatSSLConfig:
     """View recipe and loss settings (defaults: the authors' code, see docs/pretraining.md)."""
 
@@ -67,15 +67,16 @@ def random_resized_boxes(region: tuple[int, int, int], count: int, rng: np.rando
     return boxes
 
 
+@register_method("matssl", "MatSSL", "contrastive views of each micrograph, gated fusion of all "
+                 "encoder stages", MatSSLConfig)
 class MatSSL(PretrainMethod):
-    name = "matssl"
     trains_decoder = False
     default_lr = 0.01  # the authors use 0.1; see docs/pretraining.md for why we do not
     default_weight_decay = 1e-6
 
     def __init__(self, model, pool: MicrographPool, config, rng, labelled=None):
         super().__init__(model, pool, config, rng)
-        self.options: MatSSLConfig = config.matssl
+        self.options: MatSSLConfig = config.options
         self.fusion = GatedFeatureFusion(model.encoder.feature_info.channels(),
                                          self.options.projection_dim)
         self._view_images: list[torch.Tensor] | None = None
@@ -116,7 +117,7 @@ class MatSSL(PretrainMethod):
         return self.two_views(self.config.batch_size)
 
     def forward(self, batch):
-        v1, v2 = (standardise(v).to(self.device) for v in batch)
+        v1, v2 = (self.model.standardise(v).to(self.device) for v in batch)
         z = self.fusion(self.model.encoder(torch.cat([v1, v2])))
         z1, z2 = z.chunk(2)
         loss = nt_xent(z1, z2, self.options.temperature)

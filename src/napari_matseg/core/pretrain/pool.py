@@ -26,15 +26,17 @@ class MicrographPool:
     """Prepared micrographs (1 x 1 x H x W tensors, 0..1) and random crops of them."""
 
     def __init__(self, images: Sequence[np.ndarray], preprocess: PreprocessConfig | None = None,
-                 info_band: int | str | None = "auto", names: Sequence[str] | None = None,
-                 min_side: int = 64):
+                 names: Sequence[str] | None = None, min_side: int = 64):
         self.preprocess = preprocess or PreprocessConfig()
         self.images: list[torch.Tensor] = []
         self.names: list[str] = []
         self.scales: list[float] = []
         names = list(names) if names is not None else [f"image {i}" for i in range(len(images))]
         for name, image in zip(names, images):
-            prepared = prepare_image(image, self.preprocess, info_band)
+            try:
+                prepared = prepare_image(image, self.preprocess)
+            except InputError as exc:
+                raise InputError(f"{name}: {exc}") from exc
             if min(prepared.pixels.shape) < min_side:
                 raise InputError(f"{name}: {prepared.pixels.shape} is too small to pretrain on "
                                  f"(at least {min_side} px per side at the working scale)")
@@ -57,7 +59,6 @@ class MicrographPool:
 
     @classmethod
     def from_paths(cls, paths: Sequence[str | Path], preprocess: PreprocessConfig | None = None,
-                   info_band: int | str | None = "auto",
                    progress: Callable[[int, int], None] | None = None) -> "MicrographPool":
         """Return a pool of the images at ``paths`` (read one by one, reported to ``progress``)."""
         images = []
@@ -65,7 +66,7 @@ class MicrographPool:
             images.append(read_image(path))
             if progress:
                 progress(i + 1, len(paths))
-        return cls(images, preprocess, info_band, names=[str(p) for p in paths])
+        return cls(images, preprocess, names=[str(p) for p in paths])
 
     def __len__(self) -> int:
         return len(self.images)

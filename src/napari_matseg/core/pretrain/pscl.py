@@ -21,15 +21,16 @@ from torch import nn
 
 from ..errors import InputError
 from ..imageio import to_grey
-from ..preprocess import labels_like, prepare_image, standardise
+from ..preprocess import labels_like, prepare_image
 from ..scribbles import check_scribbles
 from .losses import class_contrast, nt_xent
 from .method import PretrainMethod
+from .registry import register_method
 from .pool import MicrographPool, flip_rot90
 from .views import GreyJitterConfig, grey_jitter
 
 
-@dataclass
+@dataclass(frozen=True)
 class PSCLConfig:
     temperature: float = 0.5
     image_weight: float = 0.3
@@ -108,8 +109,10 @@ def view_correspondence(h: int, w: int, k: int, flip: bool) -> torch.Tensor:
     return _correspondence(h, w, k, bool(flip)).clone()
 
 
+@register_method("pscl", "PSCL", "contrast of images and of patches; spreads the classes painted "
+                 "on one image to similar patches of the others (needs a scribble layer)",
+                 PSCLConfig, needs_labels=True)
 class PSCL(PretrainMethod):
-    name = "pscl"
     trains_decoder = True
     default_lr = 1e-4
     default_weight_decay = 0.0
@@ -118,13 +121,13 @@ class PSCL(PretrainMethod):
         super().__init__(model, pool, config, rng)
         if labelled is None:
             raise InputError("PSCL needs one image with scribbles (--labels) besides the unlabeled ones")
-        self.options: PSCLConfig = config.pscl
+        self.options: PSCLConfig = config.options
         if len(self.options.strides) != len(self.options.cells_per_class):
             raise InputError("PSCL needs one cells-per-class count per stride")
         image, labels = labelled
         image = to_grey(image)
         labels = check_scribbles(image, labels)
-        prepared = prepare_image(image, pool.preprocess, config.info_band)
+        prepared = prepare_image(image, pool.preprocess)
         self.labels = torch.from_numpy(labels_like(prepared, labels).astype(np.int64))
         self.num_classes = int(self.labels.max())
         if len(self.labels.unique()) < 3:
@@ -190,7 +193,7 @@ class PSCL(PretrainMethod):
         views, labels, turns = batch
         opts = self.options
         n_lab, n_all = labels.shape[0], len(turns)
-        features = self.model.encoder(standardise(views).to(self.device))
+        features = self.model.encoder(self.model.standardise(views.to(self.device)))
         stages = self.model.decoder.forward_stages(features)
         pooled = self.image_head(features[-1].mean(dim=(2, 3)))
         image_loss = nt_xent(pooled[:n_all], pooled[n_all:], opts.temperature)

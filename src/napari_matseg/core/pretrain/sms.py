@@ -18,15 +18,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..encoders import GREY_MEAN, GREY_STD
 from ..errors import InputError
-from ..preprocess import standardise
 from .losses import ssim_map
 from .method import PretrainMethod
+from .registry import register_method
 from .pool import MicrographPool, flip_rot90
 
 
-@dataclass
+@dataclass(frozen=True)
 class SMSConfig:
     tile: int = 16
     mask_ratio: float = 0.5
@@ -86,15 +85,16 @@ def masked(images: torch.Tensor, pixel_mask: torch.Tensor) -> torch.Tensor:
     return torch.where(pixel_mask[:, None], fill, images)
 
 
+@register_method("sms", "SMS", "masked reconstruction; masks the tiles the model restores worst",
+                 SMSConfig)
 class SMS(PretrainMethod):
-    name = "sms"
     trains_decoder = True
     default_lr = 1e-3
     default_weight_decay = 1e-5
 
     def __init__(self, model, pool: MicrographPool, config, rng, labelled=None):
         super().__init__(model, pool, config, rng)
-        self.options: SMSConfig = config.sms
+        self.options: SMSConfig = config.options
         if self.options.schedule not in ("partitioned", "online"):
             raise InputError(f"SMS schedule must be 'partitioned' or 'online', not {self.options.schedule!r}")
         if config.crop_size % self.options.tile:
@@ -107,10 +107,10 @@ class SMS(PretrainMethod):
 
     def reconstruct(self, images01: torch.Tensor) -> torch.Tensor:
         """Return the model's 0..1 reconstruction of B x 1 x H x W inputs."""
-        out = self.reconstruction(self.model.decoder(self.model.encoder(standardise(images01))))
+        out = self.reconstruction(self.model.decoder(self.model.encoder(self.model.standardise(images01))))
         if out.shape[-2:] != images01.shape[-2:]:
             out = F.interpolate(out, size=images01.shape[-2:], mode="bilinear", align_corners=False)
-        return out * GREY_STD + GREY_MEAN
+        return out * self.model.config.std + self.model.config.mean
 
     def pixel_loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Return B x H x W of |error| + (1 - SSIM): its mean is the training loss."""

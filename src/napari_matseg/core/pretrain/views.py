@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 
-@dataclass
+@dataclass(frozen=True)
 class GreyJitterConfig:
     """torchvision-style brightness / contrast jitter (applied with ``probability``) and blur."""
 

@@ -1,0 +1,112 @@
+"""Where results go, checked before any work starts: output folders and model files that can be
+written, names that never collide, and nothing replaced unless the caller says so."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..core.errors import InputError
+
+MIN_FREE_BYTES = 64 * 2**20
+
+
+def check_writable_folder(folder: str | Path) -> Path:
+    """Create ``folder`` if needed and check a file can be written in it; raise
+    :class:`InputError` naming it otherwise."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder}: is a file, not a folder for the results")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".matseg-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise InputError(f"{folder}: cannot write there ({exc.strerror or exc})") from None
+    if shutil.disk_usage(folder).free < MIN_FREE_BYTES:
+        raise InputError(f"{folder}: less than {MIN_FREE_BYTES // 2**20} MB of disk left")
+    return folder
+
+
+def check_model_path(path: str | Path, overwrite: bool = True) -> Path:
+    """Check, before training, that a model bundle can be written at ``path``; return it."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give the model file's name, e.g. {path / 'model.matseg'}")
+    if path.exists() and not overwrite:
+        raise InputError(f"{path}: already exists")
+    check_writable_folder(path.parent if str(path.parent) else Path("."))
+    return path
+
+
+def save_with_fallback(save, path: Path) -> tuple[Path, str | None]:
+    """Call ``save(path)``; when that fails (disk full, folder removed meanwhile), save to a file
+    in the temporary folder instead so the work is not lost. Returns (path written, note)."""
+    try:
+        return save(path), None
+    except OSError as exc:
+        fallback = Path(tempfile.gettempdir()) / f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}"
+        written = save(fallback)
+        return written, f"could not write {path} ({exc.strerror or exc}); saved to {written} instead"
+
+
+@dataclass(frozen=True)
+class OutputFolder:
+    """Where a prediction run writes: per image a label image (``format`` png or tif, coloured
+    with the class colours unless ``plain``) and, with ``uncertainty``, a float TIFF; and one
+    ``phase_fractions.csv`` with the rows of this run only. Existing files are an error unless
+    ``overwrite``."""
+
+    path: Path
+    format: str = "png"
+    uncertainty: bool = False
+    plain: bool = False
+    overwrite: bool = False
+    csv_name: str = "phase_fractions.csv"
+
+    def __post_init__(self):
+        object.__setattr__(self, "path", Path(self.path))
+        if self.format not in ("png", "tif"):
+            raise InputError(f"label images are written as png or tif, not {self.format!r}")
+
+    @property
+    def csv_path(self) -> Path:
+        return self.path / self.csv_name
+
+
+def unique_stems(names: list[str]) -> list[str]:
+    """Return a file stem per input name: its own stem, or ``stem-2``, ``stem-3`` ... where
+    two inputs share one (``a.png`` beside ``a.tif``, or the same name in two folders)."""
+    stems, seen = [], {}
+    for name in names:
+        stem = Path(name).stem or "image"
+        count = seen.get(stem.lower(), 0) + 1
+        seen[stem.lower()] = count
+        stems.append(stem if count == 1 else f"{stem}-{count}")
+    return stems
+
+
+def plan_outputs(folder: OutputFolder, names: list[str]) -> list[dict[str, Path]]:
+    """Return, per input, the paths its results will be written to, after checking the folder
+    can be written and (unless ``overwrite``) that none of them, nor the CSV, exists yet."""
+    check_writable_folder(folder.path)
+    plans = []
+    for stem in unique_stems(names):
+        plan = {"labels": folder.path / f"{stem}_labels.{folder.format}"}
+        if folder.uncertainty:
+            plan["uncertainty"] = folder.path / f"{stem}_uncertainty.tif"
+        plans.append(plan)
+    if not folder.overwrite:
+        existing = [p for plan in plans for p in plan.values() if p.exists()]
+        if folder.csv_path.exists():
+            existing.insert(0, folder.csv_path)
+        if existing:
+            more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+            raise InputError(f"{existing[0]}{more} already exist (an earlier run?): choose another "
+                             "output folder, or allow replacing them (--overwrite)")
+    return plans

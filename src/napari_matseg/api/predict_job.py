@@ -1,0 +1,197 @@
+"""Prediction as a job: a model applied to images (layers or files), each result reported as it
+comes, written to a folder when asked, a bad file skipped and reported, never the whole run."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from ..core import device as devices
+from ..core.bundle import AS_TRAINED, ModelBundle, load_bundle
+from ..core.cleanup import parse_min_area
+from ..core.errors import InputError
+from ..core.imageio import read_image, to_grey, write_labels
+from ..core.atomic import atomic_write
+from ..core.predict import Prediction, predict_image
+from ..core.preprocess import check_pixel_size
+from .events import EventKind, JobEvent
+from .job import Job
+from .outputs import OutputFolder, plan_outputs
+from .tables import PHASE_COLUMNS, phase_rows, write_csv
+
+
+@dataclass
+class ImageSource:
+    """An image to predict: pixels in memory (a layer) or a file, with its name and, when known,
+    its pixel size in µm."""
+
+    name: str
+    data: np.ndarray | None = None
+    path: Path | None = None
+    pixel_size: float | None = None
+
+    def load(self) -> np.ndarray:
+        return to_grey(self.data) if self.data is not None else read_image(self.path)
+
+
+def as_sources(items) -> list[ImageSource]:
+    """Return ``items`` (ImageSource objects, paths, or (name, array-or-path) pairs) as
+    :class:`ImageSource` objects."""
+    sources = []
+    for item in items:
+        if isinstance(item, ImageSource):
+            sources.append(item)
+        elif isinstance(item, (str, Path)):
+            sources.append(ImageSource(str(item), path=Path(item)))
+        elif isinstance(item, tuple) and len(item) == 2:
+            name, source = item
+            if isinstance(source, (str, Path)):
+                sources.append(ImageSource(str(name), path=Path(source)))
+            else:
+                sources.append(ImageSource(str(name), data=np.asarray(source)))
+        else:
+            raise InputError(f"cannot predict {type(item).__name__}: give paths, arrays with "
+                             "names, or ImageSource objects")
+    return sources
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """How to predict: flips averaged (``tta``), tile size, small regions removed
+    (``min_region_area``: ``{class: pixels}`` or the command line's text form), the
+    information band (as the model was trained, unless set), the pixel size (µm) of images that
+    have none of their own; ``class_prior`` False turns the model's class prior off."""
+
+    tta: bool = False
+    tile: int = 1024
+    min_region_area: dict | str | None = None
+    info_band: object = AS_TRAINED
+    pixel_size: float | None = None
+    class_prior: bool = True
+
+    def __post_init__(self):
+        check_pixel_size(self.pixel_size)
+
+
+@dataclass
+class PredictSummary:
+    """What a prediction run did: the phase-fraction rows, the files written, the images
+    skipped with the reason."""
+
+    rows: list[dict] = field(default_factory=list)
+    written: list[Path] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    csv: Path | None = None
+    predicted: int = 0
+
+
+class PredictJob(Job):
+    """Predict ``sources`` with a bundle (see :func:`napari_matseg.api.predict`)."""
+
+    what = "prediction"
+
+    def __init__(self, bundle: ModelBundle, sources: list[ImageSource], options: PredictOptions,
+                 device: torch.device, output: OutputFolder | None = None,
+                 keep_probabilities: bool = False):
+        super().__init__()
+        self.bundle = bundle
+        self.sources = sources
+        self.options = options
+        self.device = device
+        self.output = output
+        min_area = options.min_region_area
+        if isinstance(min_area, str):
+            min_area = parse_min_area(min_area, bundle.class_names) or None
+        self.config = bundle.predict_config(tta=options.tta, tile=options.tile,
+                                            keep_probabilities=keep_probabilities,
+                                            min_region_area=min_area,
+                                            **({} if options.class_prior else {"class_prior": None}))
+        self.preprocess = bundle.preprocess_for(options.info_band)
+        self.plans = plan_outputs(output, [s.name for s in sources]) if output is not None else None
+
+    def _model(self):
+        """Return the bundle's model on the job's device: the registered model itself when it is
+        already there (prediction only reads it), else a copy, so it is never moved under the
+        feet of whoever else uses it."""
+        model = self.bundle.model
+        current = next(model.parameters()).device
+        if current == self.device or (current.type == self.device.type == "cpu"):
+            return model
+        return copy.deepcopy(model).to(self.device)
+
+    def _run(self) -> Iterator[JobEvent]:
+        n = len(self.sources)
+        summary = PredictSummary()
+        self.result = summary
+        yield JobEvent(EventKind.STARTED, message=f"predicting {n} image(s) on {self.device.type}")
+        model = self._model()
+        names = self.bundle.class_names
+        for i, source in enumerate(self.sources):
+            if self.stopping:
+                break
+            pixel_size = source.pixel_size or self.options.pixel_size
+            try:
+                image = source.load()
+                prediction = predict_image(model, image, self.preprocess, self.config, self.device,
+                                           pixel_size=pixel_size)
+                if self.plans is not None:
+                    summary.written += self._write(self.plans[i], prediction, pixel_size)
+            except Exception as exc:  # one bad image never ends the run
+                text = str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
+                summary.failed.append((source.name, text))
+                yield JobEvent(EventKind.RESULT, (i + 1) / n, name=source.name, error=text,
+                               message=f"skipped {source.name}: {text}")
+                continue
+            summary.predicted += 1
+            summary.rows += phase_rows(Path(source.name).name if source.path else source.name,
+                                       prediction.labels, names,
+                                       str(source.path or ""), pixel_size)
+            yield JobEvent(EventKind.RESULT, (i + 1) / n, name=source.name, prediction=prediction,
+                           message=f"predicted {source.name} ({i + 1} of {n})")
+        if self.output is not None and summary.rows:
+            summary.csv = write_csv(self.output.csv_path, summary.rows, PHASE_COLUMNS)
+            summary.written.append(summary.csv)
+        skipped = f", {len(summary.failed)} skipped" if summary.failed else ""
+        stopped = ", stopped" if self.stopping else ""
+        yield JobEvent(EventKind.DONE, 1.0, result=summary, reason="stopped" if self.stopping else "done",
+                       message=f"{summary.predicted} image(s) segmented{skipped}{stopped}",
+                       warnings=tuple(f"{name}: {text}" for name, text in summary.failed))
+
+    def _write(self, plan: dict[str, Path], prediction: Prediction,
+               pixel_size: float | None) -> list[Path]:
+        out = self.output
+        names, colours = self.bundle.class_names, self.bundle.class_colours
+        written = [write_labels(plan["labels"], prediction.labels, names, colours, pixel_size,
+                                plain=out.plain)]
+        if "uncertainty" in plan:
+            import tifffile
+
+            written.append(atomic_write(plan["uncertainty"],
+                                        lambda tmp: tifffile.imwrite(tmp, prediction.uncertainty)))
+        return written
+
+
+def predict(model: ModelBundle | str | Path, images: Sequence, options: PredictOptions | None = None,
+            device: str = "auto", output: OutputFolder | None = None,
+            keep_probabilities: bool = False) -> PredictJob:
+    """Return a job that segments ``images`` (paths, (name, array) pairs or
+    :class:`ImageSource` objects) with ``model`` (a trained bundle or its path).
+
+    With ``output`` it writes a label image per image (coloured, with the pixel size when known)
+    and a ``phase_fractions.csv`` of this run's rows; the folder, and that nothing there would
+    be replaced, are checked here, before any work. ``device="auto"`` picks CUDA, then MPS,
+    then the CPU.
+    """
+    bundle = model if isinstance(model, ModelBundle) else load_bundle(model, expect="segmentation")
+    if bundle.kind != "segmentation":
+        raise InputError("this is a pretrained starting model: fine-tune it on your strokes first")
+    sources = as_sources(images)
+    if not sources:
+        raise InputError("no images to predict")
+    return PredictJob(bundle, sources, options or PredictOptions(), devices.pick_device(device),
+                      output, keep_probabilities)

@@ -1,0 +1,65 @@
+"""The phase-fraction table: one schema for the Predict widget's table and CSV and for
+``matseg predict``'s CSV, written so that spreadsheets read it as data, never as formulas."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+
+from ..core.atomic import atomic_write
+from ..core.metrics import phase_fractions
+
+PHASE_COLUMNS = ["image", "source", "class", "label", "pixels", "area %", "area µm²",
+                 "pixel size µm"]
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def phase_rows(image: str, labels: np.ndarray, class_names: list[str], source: str = "",
+               pixel_size: float | None = None) -> list[dict]:
+    """Return one row per class of a label map (1..K, 0 not counted): pixels, area % and, when
+    the pixel size (µm) is known, the area in µm²."""
+    labels = np.asarray(labels)
+    k = len(class_names)
+    fractions = phase_fractions(labels, k, offset=1)
+    counts = np.bincount(labels.ravel().astype(np.int64), minlength=k + 1)[1:k + 1]
+    rows = []
+    for i, (name, fraction) in enumerate(zip(class_names, fractions)):
+        area = round(float(counts[i]) * pixel_size ** 2, 4) if pixel_size else ""
+        rows.append({"image": image, "source": source, "class": name, "label": i + 1,
+                     "pixels": int(counts[i]), "area %": round(100 * float(fraction), 3),
+                     "area µm²": area, "pixel size µm": pixel_size or ""})
+    return rows
+
+
+def safe_cell(value):
+    """Return ``value`` as written to a CSV: text that a spreadsheet would run as a formula
+    (starting with = + - @) gets a leading apostrophe; numbers are left alone."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def rows_as_text(rows: list[dict], columns: list[str] | None = None, delimiter: str = ",") -> str:
+    """Return ``rows`` as CSV text (tab-separated with ``delimiter="\\t"``), cells made safe."""
+    columns = columns or list(dict.fromkeys(k for r in rows for k in r))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, delimiter=delimiter, lineterminator="\n",
+                            extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({c: safe_cell(row.get(c, "")) for c in columns})
+    return buffer.getvalue()
+
+
+def write_csv(path: str | Path, rows: list[dict], columns: list[str] | None = None) -> Path:
+    """Write ``rows`` to ``path`` atomically (UTF-8, cells made safe) and return the path."""
+    text = rows_as_text(rows, columns)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            f.write(text)
+
+    return atomic_write(path, write)
