@@ -29,6 +29,14 @@ EPILOG = """examples:
 """
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (what is wrong, and where help is), not the
+    usage block followed by the error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def _number(kind, minimum=None, strict=False, multiple=None):
     """Return an argparse type: a finite ``kind`` (int or float) above ``minimum``."""
 
@@ -95,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .api.budgets import FIRST_FIT_STEPS
     from .core.pretrain import methods
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="matseg", description="Segment micrographs from a few painted strokes.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="store_true", help="print the version and exit")
@@ -252,7 +260,7 @@ def _run_training(job, desc: str, unit_total: int | None):
                 bar.update((event.step if unit_total else int(1000 * event.progress)) - bar.n)
                 bar.set_postfix(loss=f"{event.loss:.3f}")
             elif event.kind is EventKind.MESSAGE and event.message:
-                bar.write(event.message)
+                bar.write(event.message, file=sys.stderr)
             elif event.kind in (EventKind.DONE, EventKind.ERROR):
                 last = event
     bar.close()
@@ -369,9 +377,11 @@ def cmd_predict(args) -> int:
     from . import api
     from .core import list_images
 
+    from .core import load_bundle
+
+    bundle = load_bundle(args.model, expect="segmentation")
     output = api.OutputFolder(args.output, args.format, args.uncertainty, args.plain, args.overwrite)
-    job = api.predict(args.model, list_images(args.inputs), _predict_options(args), args.device,
-                      output)
+    job = api.predict(bundle, list_images(args.inputs), _predict_options(args), args.device, output)
     bar = _progress(len(job.sources), "predicting", "image")
     with stop_on_signals(job):
         for event in job.run():
@@ -379,7 +389,7 @@ def cmd_predict(args) -> int:
                 bar.update(1)
                 if event.error:
                     bar.write(f"skipped {event.error}" if event.error.startswith(event.name)
-                              else f"skipped {event.name}: {event.error}")
+                              else f"skipped {event.name}: {event.error}", file=sys.stderr)
             elif event.kind is api.EventKind.ERROR:
                 bar.close()
                 raise MatsegError(event.error)
@@ -443,7 +453,10 @@ COMMANDS = {"finetune": cmd_finetune, "predict": cmd_predict, "evaluate": cmd_ev
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help, --version of argparse, or a one-line usage error
+        return int(done.code or 0)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.version:
         from . import __version__

@@ -8,7 +8,8 @@ import copy
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..core.bundle import ModelBundle, default_class_names, default_colours, load_bundle
+from ..core.bundle import (ModelBundle, check_classes, default_class_names, default_colours,
+                           load_bundle)
 from ..core.errors import InputError
 from ..core.model import SegmentationModel
 from ..core.preprocess import PreprocessConfig
@@ -53,9 +54,7 @@ def _classes(names, colours, count: int, fallback_names=None, fallback_colours=N
         colours = list(fallback_colours)
     else:
         colours = default_colours(len(names))
-    if len(colours) != len(names):
-        raise InputError(f"{len(colours)} colours were given for {len(names)} classes: give one "
-                         "colour per class")
+    check_classes(names, colours)
     if len(names) < 2:
         raise InputError(f"a model needs at least two classes, got {len(names)}")
     return names, colours

@@ -41,6 +41,21 @@ def default_colours(n: int) -> list[str]:
     return [DEFAULT_COLOURS[i % len(DEFAULT_COLOURS)] for i in range(n)]
 
 
+def check_classes(names: list, colours: list) -> None:
+    """Raise :class:`InputError` unless ``names`` are distinct non-empty texts and ``colours``
+    as many '#rrggbb' colours."""
+    if len(colours) != len(names):
+        raise InputError(f"{len(colours)} colours were given for {len(names)} classes: give one "
+                         "colour per class")
+    if not all(isinstance(name, str) and name.strip() for name in names):
+        raise InputError(f"class names must be non-empty text, got {names!r}")
+    if len(set(names)) != len(names):
+        raise InputError(f"class names must differ from each other, got {names!r}")
+    bad = [c for c in colours if not (isinstance(c, str) and COLOUR.match(c))]
+    if bad:
+        raise InputError(f"class colours are written '#rrggbb', got {bad[0]!r}")
+
+
 @dataclass
 class ModelBundle:
     """A trained model and everything needed to use and trust it."""
@@ -62,13 +77,10 @@ class ModelBundle:
         if len(self.class_names) != n or len(self.class_colours) != n:
             raise BundleError(f"the model has {n} classes but {len(self.class_names)} names and "
                               f"{len(self.class_colours)} colours were given")
-        if not all(isinstance(name, str) and name.strip() for name in self.class_names):
-            raise BundleError(f"class names must be non-empty text, got {self.class_names!r}")
-        if len(set(self.class_names)) != n:
-            raise BundleError(f"class names must differ from each other, got {self.class_names!r}")
-        bad = [c for c in self.class_colours if not (isinstance(c, str) and COLOUR.match(c))]
-        if bad:
-            raise BundleError(f"class colours must be '#rrggbb', got {bad[0]!r}")
+        try:
+            check_classes(self.class_names, self.class_colours)
+        except InputError as exc:
+            raise BundleError(str(exc)) from None
         if self.kind not in KINDS:
             raise BundleError(f"unknown bundle kind {self.kind!r} (expected {' or '.join(KINDS)})")
         if self.class_prior is not None:
