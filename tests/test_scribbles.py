@@ -24,13 +24,32 @@ def test_bad_labels_get_clear_errors(micrograph, scribbles):
 
 
 def test_split_holds_out_whole_strokes_per_class(scribbles):
-    rng = np.random.default_rng(0)
-    train, val = split_strokes(scribbles, 0.3, rng)
+    train, val = split_strokes(scribbles, 0.3, salt=0, block=32)
     assert not ((train > 0) & (val > 0)).any()
     np.testing.assert_array_equal(np.maximum(train, val), scribbles)
     for cls in (1, 2, 3):
         assert (train == cls).any(), "every class keeps training strokes"
     assert 0.1 < (val > 0).sum() / (scribbles > 0).sum() < 0.6
+    other, _ = split_strokes(scribbles, 0.3, salt=1, block=32)
+    assert (other != train).any(), "another salt holds out other pieces"
+
+
+def test_strokes_painted_later_never_move_earlier_ones_between_train_and_held_out(scribbles):
+    from napari_matseg.testing import simulate_scribbles
+
+    train, val = split_strokes(scribbles, 0.3, salt=7, block=32)
+    more = scribbles.copy()
+    extra = simulate_scribbles((scribbles > 0).astype(int), seed=5)
+    more[(more == 0) & (extra > 0)] = 1
+    train2, val2 = split_strokes(more, 0.3, salt=7, block=32)
+    old = scribbles > 0
+    cells_with_new = np.zeros_like(old)
+    new = (more > 0) & ~old
+    for r, c in zip(*np.nonzero(new)):
+        cells_with_new[r // 32 * 32:(r // 32 + 1) * 32, c // 32 * 32:(c // 32 + 1) * 32] = True
+    stable = old & ~cells_with_new
+    np.testing.assert_array_equal(val2[stable], val[stable])
+    np.testing.assert_array_equal(train2[stable], train[stable])
 
 
 def test_class_weights_balance_unequal_painting():

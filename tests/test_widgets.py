@@ -231,13 +231,11 @@ def _visible_in_window(widget, window) -> bool:
 def test_main_controls_are_in_view_at_common_window_sizes(make_napari_viewer, qtbot, size):
     """napari opens at 1066 x 651 on a fresh profile: Train, its progress bar and status line,
     and Predict with its phase table must all be visible there, even with a long status."""
-    from napari_matseg import launch
-
     viewer = make_napari_viewer(show=True)
-    window = viewer.window._qt_window
-    window.resize(*size)
+    viewer.window.resize(*size)
     _, train = viewer.window.add_plugin_dock_widget("napari-matseg", "Annotate & Train")
     _, predict = viewer.window.add_plugin_dock_widget("napari-matseg", "Predict & Inspect")
+    window = train.window()
     warning = "the model labels only 16% of the held-out strokes of 'matrix' correctly"
     train.status.setText("done: 180 steps in 120 s\nCheck before trusting it:\n• "
                          + "\n• ".join([warning] * 3))
@@ -246,7 +244,6 @@ def test_main_controls_are_in_view_at_common_window_sizes(make_napari_viewer, qt
                    predict.progress, predict.status):
         assert _visible_in_window(widget, window), (widget, size)
     assert predict.table.visibleRegion().boundingRect().height() >= 60
-    assert launch.__name__
 
 
 def test_gui_predicts_on_the_device_the_api_picks(viewer_with_image, qtbot, trained, monkeypatch):
@@ -287,7 +284,7 @@ def test_a_registered_model_is_unchanged_after_a_continued_run_is_stopped(
     worker = train.start_training()
     with qtbot.waitSignal(worker.finished, timeout=60_000):
         pass
-    qtbot.waitUntil(lambda: train.model_entry is not None, timeout=5000)
+    qtbot.waitUntil(lambda: train.model_entry is not None and not train.job.running, timeout=30_000)
     registered = train.model_entry
     assert train.model_combo.currentText() == registered.name
     before = {k: v.clone() for k, v in registered.bundle.model.state_dict().items()}
@@ -318,7 +315,7 @@ def test_stacked_docks_share_the_column_height(make_napari_viewer, qtbot):
     Annotate & Train keeps its Train button in view; Qt alone gave Predict & Inspect an 89-px
     strip of 740."""
     viewer = make_napari_viewer(show=True)
-    viewer.window._qt_window.resize(1400, 800)
+    viewer.window.resize(1400, 800)
     train_dock, _ = viewer.window.add_plugin_dock_widget("napari-matseg", "Annotate & Train")
     qtbot.wait(100)
     predict_dock, _ = viewer.window.add_plugin_dock_widget("napari-matseg", "Predict & Inspect")
@@ -334,7 +331,7 @@ def test_a_dragged_divider_is_left_alone(make_napari_viewer, qtbot):
     from napari_matseg.widgets.scrolling import FittingScrollArea, share_dock_height
 
     viewer = make_napari_viewer(show=True)
-    viewer.window._qt_window.resize(1400, 800)
+    viewer.window.resize(1400, 800)
     train_dock, _ = viewer.window.add_plugin_dock_widget("napari-matseg", "Annotate & Train")
     predict_dock, _ = viewer.window.add_plugin_dock_widget("napari-matseg", "Predict & Inspect")
     qtbot.wait(200)
@@ -345,6 +342,33 @@ def test_a_dragged_divider_is_left_alone(make_napari_viewer, qtbot):
         QApplication.sendEvent(dock.findChild(FittingScrollArea), QShowEvent())
     qtbot.wait(200)
     assert abs(predict_dock.height() - before) <= 2
+
+
+def test_a_model_given_at_launch_sets_the_classes_and_is_chosen_everywhere(
+        make_napari_viewer, monkeypatch, trained, tmp_path):
+    from napari_matseg import launch
+    from napari_matseg.widgets.predict_widget import PredictInspectWidget
+
+    path = trained.to_bundle(["ferrite", "pearlite", "carbide"]).save(tmp_path / "m.matseg")
+    monkeypatch.setattr(napari, "Viewer", lambda **kw: make_napari_viewer())
+    viewer = launch.open_viewer(model=str(path))
+    widgets = list(viewer.window.dock_widgets.values())
+    train = next(w for w in widgets if isinstance(w, AnnotateTrainWidget))
+    predict = next(w for w in widgets if isinstance(w, PredictInspectWidget))
+    assert [c["name"] for c in train.classes.classes()] == ["ferrite", "pearlite", "carbide"]
+    assert train.model_combo.currentText() == "m.matseg"
+    assert predict.model_combo.currentText() == "m.matseg"
+    assert train.steps.value() == api_continue_steps()
+    scribbles = viewer.layers[-1]
+    assert [c["name"] for c in scribbles.metadata[CLASSES_KEY]] == ["ferrite", "pearlite", "carbide"]
+    viewer.add_image(np.zeros((64, 64), np.uint8), name="opened later")
+    assert "opened later" in predict.selected_images()
+
+
+def api_continue_steps():
+    from napari_matseg import api
+
+    return api.CONTINUE_STEPS
 
 
 def test_launch_opens_sample_with_both_widgets(make_napari_viewer, monkeypatch):
@@ -429,3 +453,83 @@ def test_pretrain_widget_pscl_needs_a_scribble_layer_and_stop_works(viewer_with_
         pretrain.stop_button.click()
     qtbot.waitUntil(lambda: pretrain.save_button.isEnabled(), timeout=5000)
     assert not errors and pretrain.result.bundle.provenance["stop_reason"] == "stopped"
+
+
+def test_training_on_two_images_and_where_to_paint_next(viewer_with_image, qtbot, fast_training):
+    viewer, image, truth = viewer_with_image
+    other, other_truth = voronoi_micrograph((96, 160), grains=12, seed=8)
+    viewer.add_image(other, name="second")
+    train = AnnotateTrainWidget(viewer)
+    train.image_combo.setCurrentText("steel")
+    _paint(train.new_scribble_layer(), truth)
+    train.image_combo.setCurrentText("second")
+    _paint(train.new_scribble_layer(), other_truth)
+    train.classes.add_class()
+    assert train.training_images() == ["steel", "second"], "both painted images are ticked"
+    previews = []
+    train.steps.setValue(6)
+    worker = train.start_training()
+    worker.yielded.connect(lambda e: previews.append(e) if e.kind.value == "preview" else None)
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: train.model_entry is not None and not train.job.running, timeout=30_000)
+    assert previews and previews[0].name == "quick" and previews[0].step == 0
+    assert set(previews[0].previews) == {"steel", "second"}
+    names = [r["name"] for r in train.model_entry.bundle.provenance["images"]]
+    assert names == ["steel", "second"]
+    assert train.model_entry.name == "trained on steel, second"
+    assert viewer.layers["second phases"].data.shape == other.shape
+    outlines = viewer.layers["steel paint here"]
+    assert 1 <= len(outlines.data) <= 5
+    assert "regions to paint next are outlined" in train.status.text()
+    before = tuple(viewer.camera.center)
+    train.next_region()
+    assert tuple(viewer.camera.center) != before or len(train._regions) == 1
+    assert train.estimate.text().startswith("≈ ")
+    train._ticks["second"] = False
+    assert train.training_images() == ["steel"], "an untick is kept"
+
+
+def test_a_calibrated_tiff_opens_with_its_scale(make_napari_viewer, tmp_path):
+    import tifffile
+
+    path = tmp_path / "sem.tif"
+    text = "[Scan]\nPixelWidth=2.5e-08\n"
+    tifffile.imwrite(path, np.zeros((64, 80), np.uint8), extratags=[(34682, "s", 0, text, True)])
+    viewer = make_napari_viewer()
+    layer = viewer.open(str(path), plugin="napari-matseg")[0]
+    assert tuple(layer.scale) == pytest.approx((0.025, 0.025))
+    assert str(layer.units[-1]) == "micrometer"
+    assert "FEI" in layer.metadata["scale_source"]
+
+
+def test_measure_dock_measures_phases_layers_and_sets_the_scale(make_napari_viewer, qtbot, tmp_path):
+    from napari_matseg.testing.synthetic import voronoi_grains
+    from napari_matseg.widgets import MeasureWidget
+    from napari_matseg.widgets.layers import layer_pixel_size, show_result_layer
+
+    viewer = make_napari_viewer()
+    labels = voronoi_grains((200, 240), 40, seed=3)
+    image = viewer.add_image(labels.astype(np.float32), name="steel")
+    classes = [{"name": "grain", "colour": "#cccccc"}, {"name": "boundary", "colour": "#000000"}]
+    show_result_layer(viewer, "steel phases", labels, image, classes)
+    measure = MeasureWidget(viewer)
+    assert measure.class_names() == ["grain", "boundary"]
+    measure.boundary_combo.setCurrentText("boundary")
+    shapes = viewer.add_shapes([np.array([[190, 10], [190, 110]])], shape_type="line", name="bar")
+    viewer.layers.selection.active = shapes
+    measure.image_combo.setCurrentText("steel")
+    measure.bar_length.setValue(50)
+    calibration = measure.scale_from_line()
+    assert calibration.pixel_size == pytest.approx(0.5)
+    assert layer_pixel_size(viewer.layers["steel phases"]) == pytest.approx(0.5)
+    worker = measure.measure()
+    with qtbot.waitSignal(worker.finished, timeout=30_000):
+        pass
+    qtbot.waitUntil(lambda: measure.report is not None, timeout=5000)
+    row = measure.report.rows[0]
+    assert row["pixel size µm"] == 0.5 and "scale bar" in row["scale source"]
+    assert row["astm_g_planimetric"] != "" and measure.tabs.count() >= 3
+    written = measure.export(str(tmp_path / "out"))
+    assert (tmp_path / "out" / "measurements.csv") in written
+    assert (tmp_path / "out" / "phase_fractions.svg").is_file()

@@ -26,6 +26,7 @@ EPILOG = """examples:
   matseg evaluate steel.matseg --images a.tif b.tif --labels a_gt.png b_gt.png
   matseg pretrain --method sms unlabeled/ -o my-encoder.matseg --minutes 60
   matseg finetune steel.tif strokes.png -o steel.matseg --start my-encoder.matseg
+  matseg measure results/ -o report/ --grain-boundaries boundary --particles carbide
 """
 
 
@@ -214,6 +215,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_min_area(ev)
     _add_common(ev)
     _add_pixel_size(ev)
+
+    ms = sub.add_parser("measure", help="measure phase fractions, grain size and particles",
+                        description="Measure label images (from 'matseg predict', or any image of "
+                                    "class numbers 1..K): phase area fractions with a 95 %% "
+                                    "confidence interval over the images, the ASTM E112 grain size "
+                                    "of a grain-boundary class, and particle statistics. Writes "
+                                    "measurements.csv (a row per image and a summary row), "
+                                    "particles_<class>.csv and plots (PNG, SVG).")
+    ms.add_argument("inputs", type=Path, nargs="+", metavar="LABELS_OR_DIR",
+                    help="label images, or folders of them")
+    ms.add_argument("-o", "--output", type=Path, required=True, help="folder for the results")
+    ms.add_argument("--pixel-size", type=positive_float, default=None, metavar="UM",
+                    help="µm per pixel (default: each file's own calibration, else lengths in pixels)")
+    ms.add_argument("--grain-boundaries", metavar="CLASS",
+                    help="the class (name or number) that separates the grains: reports grains, "
+                         "grains_per_mm2, astm_g_planimetric, mean_intercept_um, astm_g_intercept")
+    ms.add_argument("--particles", nargs="+", metavar="CLASS", default=(),
+                    help="classes whose regions are particles: count, density, diameter, aspect "
+                         "ratio, nearest-neighbour distance")
+    ms.add_argument("--classes", nargs="+", metavar="NAME",
+                    help="class names 1..K (default: those the label files store)")
+    ms.add_argument("--overwrite", action="store_true", help="replace an earlier measurements.csv")
     return parser
 
 
@@ -447,8 +470,36 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_measure(args) -> int:
+    from . import api
+    from .core import list_images
+
+    options = api.MeasureOptions(grain_boundaries=args.grain_boundaries,
+                                 particles=tuple(args.particles or ()), pixel_size=args.pixel_size)
+    job = api.measure(list_images(args.inputs), args.classes, options, args.output, args.overwrite)
+    for event in job.run():
+        if event.kind is api.EventKind.ERROR:
+            raise MatsegError(event.error)
+        if event.failed:
+            print(f"skipped {event.name}: {event.error}", file=sys.stderr)
+    report = job.result
+    if not report.images:
+        print("nothing was measured", file=sys.stderr)
+        return 1
+    summary = report.rows[-1]
+    parts = [f"{n} {summary[f'{n} area %']:.2f} ± {summary[f'{n} area % ±95%'] or 0:.2f} %"
+             if summary.get(f"{n} area % ±95%") != "" else f"{n} {summary[f'{n} area %']:.2f} %"
+             for n in report.class_names]
+    print(f"measured {len(report.images)} image(s): " + "; ".join(parts))
+    if "astm_g_planimetric" in summary:
+        print(f"ASTM E112 grain size G {summary['astm_g_planimetric']} (planimetric), "
+              f"{summary['astm_g_intercept']} (intercept)")
+    print(f"wrote {len(report.written)} file(s) to {args.output}")
+    return 0 if not report.failed else 1
+
+
 COMMANDS = {"finetune": cmd_finetune, "predict": cmd_predict, "evaluate": cmd_evaluate,
-            "pretrain": cmd_pretrain}
+            "pretrain": cmd_pretrain, "measure": cmd_measure}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,8 +17,15 @@ def open_viewer(images: list[str] | None = None, model: str | None = None, show:
     if images:
         from pathlib import Path
 
+        from .reader import get_reader
+
         for path in images:
-            viewer.add_image(read_image(path), name=Path(path).stem)
+            reader = get_reader(path)
+            if reader is not None:  # calibrated: opens with its scale in µm
+                data, kwargs, _ = reader(path)[0]
+                viewer.add_image(data, **kwargs)
+            else:
+                viewer.add_image(read_image(path), name=Path(path).stem)
     else:
         data, meta, _ = ni_superalloy()[0]
         viewer.add_image(data, **meta)

@@ -1,7 +1,8 @@
 """The one place that runs napari-matseg's jobs, for the widgets, the ``matseg`` command line,
 the benchmarks and your scripts (no Qt here).
 
-A job is made by :func:`finetune`, :func:`predict` or :func:`pretrain`, which check every input
+A job is made by :func:`finetune`, :func:`predict`, :func:`pretrain` or :func:`measure`, which
+check every input
 before any work starts. Iterate ``job.run()`` for :class:`JobEvent` objects (an
 :class:`EventKind`, a progress fraction, and what the kind reports), call ``job.stop()`` from
 any thread to end it early, or ``job.wait()`` to run it and get its result::
@@ -31,6 +32,8 @@ from .budgets import CONTINUE_STEPS, FIRST_FIT_STEPS, default_finetune_budget
 from .events import EventKind, JobEvent
 from .finetune_job import FinetuneJob, finetune, format_seconds
 from .job import Job
+from .measure_job import (ImageMeasurements, LabelSource, MeasureJob, MeasureOptions, MeasureReport,
+                          measure)
 from .outputs import OutputFolder, check_model_path, save_with_fallback
 from .predict_job import ImageSource, PredictJob, PredictOptions, PredictSummary, predict
 from .pretrain_job import PretrainJob, pretrain
@@ -39,9 +42,11 @@ from .tables import PHASE_COLUMNS, phase_rows, write_csv
 
 __all__ = [
     "AnnotatedImage", "Budget", "CONTINUE_STEPS", "DEFAULT_START", "EventKind", "FIRST_FIT_STEPS",
-    "FinetuneConfig", "FinetuneJob", "ImageSource", "Job", "JobEvent", "OutputFolder",
+    "FinetuneConfig", "FinetuneJob", "ImageMeasurements", "ImageSource", "Job", "JobEvent",
+    "LabelSource", "MeasureJob", "MeasureOptions", "MeasureReport", "OutputFolder",
     "PHASE_COLUMNS", "PredictJob", "PredictOptions", "PredictSummary", "PretrainConfig",
     "PretrainJob", "StartingPoint", "check_model_path", "default_finetune_budget", "finetune",
-    "format_seconds", "phase_rows", "predict", "pretrain", "resolve_start", "save_with_fallback",
+    "format_seconds", "measure", "phase_rows", "predict", "pretrain", "resolve_start",
+    "save_with_fallback",
     "write_csv",
 ]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
+import torch
 
 from ..core import device as devices
 from ..core.budget import Budget
@@ -17,6 +18,7 @@ from ..core.finetune import AnnotatedImage, FinetuneConfig, Finetuner
 from ..core.imageio import label_array, to_grey
 from ..core.encoders import check_encoder_name
 from ..core.model import ModelConfig
+from ..core.quickfit import QuickClassifier, QuickFitConfig
 from .budgets import default_finetune_budget
 from .events import EventKind, JobEvent
 from .job import Job
@@ -77,6 +79,7 @@ class FinetuneJob(Job):
         self.encoder_weights = encoder_weights
         self.device = devices.pick_device(config.device)
         self.tuner: Finetuner | None = None
+        self.quick_accuracy: float | None = None
 
     @property
     def budget(self) -> Budget:
@@ -101,8 +104,21 @@ class FinetuneJob(Job):
         self.tuner = tuner
         if self.stopping:
             tuner.stop()
+        quick_accuracy = None
+        if self.preview:
+            quick = QuickClassifier(QuickFitConfig(seed=config.seed), threads=torch.get_num_threads())
+            quick.fit([(t.prepared.pixels, t.train_labels) for t in tuner.images])
+            quick_accuracy = quick.balanced_accuracy([t.val_labels for t in tuner.images])
+            previews = {t.name: tuner.map_back(quick.predict_fitted(i), t.prepared)
+                        for i, t in enumerate(tuner.images)}
+            self.quick_accuracy = quick_accuracy
+            held = ("" if quick_accuracy is None else
+                    f", {quick_accuracy:.0%} of the held-out strokes right")
+            yield JobEvent(EventKind.PREVIEW, 0.0, previews=previews, name="quick",
+                           message=f"quick preview (filter-bank forest{held}); the network trains…")
         began = time.perf_counter()
         done = None
+        network_shown = quick_accuracy is None
         for event in tuner.run(preview=self.preview):
             if event.kind == "step":
                 yield JobEvent(EventKind.STEP, event.progress, step=event.step,
@@ -114,9 +130,11 @@ class FinetuneJob(Job):
                                max_steps=self.budget.steps, loss=event.loss, elapsed=event.elapsed,
                                val_loss=event.val_loss, val_accuracy=event.val_accuracy,
                                best_step=event.best_step)
-                if event.previews:
+                network_shown = network_shown or (event.val_accuracy is not None
+                                                  and event.val_accuracy >= quick_accuracy)
+                if event.previews and network_shown:
                     yield JobEvent(EventKind.PREVIEW, event.progress, step=event.step,
-                                   previews=event.previews, elapsed=event.elapsed)
+                                   previews=event.previews, elapsed=event.elapsed, name="network")
             elif event.kind == "done":
                 done = event
         bundle = tuner.to_bundle(start.class_names, start.class_colours)

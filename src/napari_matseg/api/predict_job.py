@@ -13,8 +13,10 @@ import torch
 
 from ..core import device as devices
 from ..core.bundle import AS_TRAINED, ModelBundle, load_bundle
+from ..core.checks import check_int
 from ..core.cleanup import parse_min_area
 from ..core.errors import InputError
+from ..core.guidance import regions_to_paint
 from ..core.imageio import read_image, to_grey, write_labels
 from ..core.atomic import atomic_write
 from ..core.predict import Prediction, predict_image
@@ -28,12 +30,14 @@ from .tables import PHASE_COLUMNS, phase_rows, write_csv
 @dataclass
 class ImageSource:
     """An image to predict: pixels in memory (a layer) or a file, with its name and, when known,
-    its pixel size in µm."""
+    its pixel size in µm and the strokes painted on it (kept out of the regions suggested for
+    painting next)."""
 
     name: str
     data: np.ndarray | None = None
     path: Path | None = None
     pixel_size: float | None = None
+    strokes: np.ndarray | None = None
 
     def load(self) -> np.ndarray:
         return to_grey(self.data) if self.data is not None else read_image(self.path)
@@ -65,7 +69,9 @@ class PredictOptions:
     """How to predict: flips averaged (``tta``), tile size, small regions removed
     (``min_region_area``: ``{class: pixels}`` or the command line's text form), the
     information band (as the model was trained, unless set), the pixel size (µm) of images that
-    have none of their own; ``class_prior`` False turns the model's class prior off."""
+    have none of their own; ``class_prior`` False turns the model's class prior off. With
+    ``suggest`` > 0, each RESULT event's ``result`` lists that many regions worth painting next
+    (:func:`~napari_matseg.core.guidance.regions_to_paint`), most worth first."""
 
     tta: bool = False
     tile: int = 1024
@@ -73,9 +79,11 @@ class PredictOptions:
     info_band: object = AS_TRAINED
     pixel_size: float | None = None
     class_prior: bool = True
+    suggest: int = 0
 
     def __post_init__(self):
         check_pixel_size(self.pixel_size)
+        check_int("the number of regions to suggest", self.suggest, 0, 100)
 
 
 @dataclass
@@ -147,12 +155,17 @@ class PredictJob(Job):
                 yield JobEvent(EventKind.RESULT, (i + 1) / n, name=source.name, error=text,
                                message=f"skipped {source.name}: {text}")
                 continue
+            regions = None
+            if self.options.suggest:
+                painted = None if source.strokes is None else np.asarray(source.strokes) > 0
+                regions = regions_to_paint(prediction.uncertainty, painted, prediction.content_rows,
+                                           top=self.options.suggest)
             summary.predicted += 1
             summary.rows += phase_rows(Path(source.name).name if source.path else source.name,
                                        prediction.labels, names,
                                        str(source.path or ""), pixel_size)
             yield JobEvent(EventKind.RESULT, (i + 1) / n, name=source.name, prediction=prediction,
-                           message=f"predicted {source.name} ({i + 1} of {n})")
+                           result=regions, message=f"predicted {source.name} ({i + 1} of {n})")
         if self.output is not None and summary.rows:
             summary.csv = write_csv(self.output.csv_path, summary.rows, PHASE_COLUMNS)
             summary.written.append(summary.csv)

@@ -248,23 +248,12 @@ class Finetuner:
             raise InputError("fewer than two classes are painted above the information band")
         self.provenance = {"images": [t.record for t in self.images],
                            "painted_pixels": sum(t.record["painted_pixels"] for t in self.images)}
-        if model is None and pretrained is not None:
-            model = start_from_pretrained(pretrained, self.num_classes)
-            method = pretrained.provenance.get("pretraining_method", "unknown")
-            self.provenance["encoder_weights"] = f"pretrained ({method})"
-            self.provenance["pretraining_method"] = method
-            self.provenance["pretrained_transfer"] = "encoder"
-            self.provenance["pretrained"] = {k: pretrained.provenance.get(k) for k in (
-                "images", "images_sha256", "steps", "seconds", "seed", "package_version")}
-        if model is None:
-            mc = replace(model_config or ModelConfig(), num_classes=self.num_classes)
-            model, origin = build_model(mc, encoder_weights)
-            self.provenance["encoder_weights"] = origin
-            self.provenance["pretraining_method"] = "imagenet" if origin.startswith("imagenet") else None
-        elif model.config.num_classes != self.num_classes:
+        if model is not None and model.config.num_classes != self.num_classes:
             raise InputError(f"the model predicts {model.config.num_classes} classes but "
                              f"{self.num_classes} are asked for; start a new model for other classes")
-        self.model = model
+        self._model = model
+        self._new_model = (pretrained, replace(model_config or ModelConfig(), num_classes=self.num_classes),
+                           encoder_weights)
         self.device = pick_device(self.config.device)
         self._stop = threading.Event()
         all_train = np.concatenate([t.train_labels[t.train_labels > 0].ravel() for t in self.images])
@@ -277,6 +266,30 @@ class Finetuner:
         self.steps_done = 0
         self.stop_reason: str | None = None
         self.history: list[tuple[int, float, float, float]] = []
+
+    @property
+    def model(self) -> SegmentationModel:
+        """The network being trained; a new one is built on first use (not when the Finetuner
+        is made, so the images can be checked and a quick preview shown first)."""
+        if self._model is None:
+            self._model = self._build_model()
+        return self._model
+
+    def _build_model(self) -> SegmentationModel:
+        pretrained, model_config, encoder_weights = self._new_model
+        seed_everything(self.config.seed)  # new layers start the same way for a given seed
+        if pretrained is not None:
+            method = pretrained.provenance.get("pretraining_method", "unknown")
+            self.provenance["encoder_weights"] = f"pretrained ({method})"
+            self.provenance["pretraining_method"] = method
+            self.provenance["pretrained_transfer"] = "encoder"
+            self.provenance["pretrained"] = {k: pretrained.provenance.get(k) for k in (
+                "images", "images_sha256", "steps", "seconds", "seed", "package_version")}
+            return start_from_pretrained(pretrained, self.num_classes)
+        model, origin = build_model(model_config, encoder_weights)
+        self.provenance["encoder_weights"] = origin
+        self.provenance["pretraining_method"] = "imagenet" if origin.startswith("imagenet") else None
+        return model
 
     @staticmethod
     def _reference_preprocess(preprocess: PreprocessConfig, images: list[AnnotatedImage],
@@ -303,7 +316,8 @@ class Finetuner:
         except InputError as exc:
             raise InputError(f"{item.name}: {exc}") from exc
         scaled = labels_like(prepared, labels)
-        train, val = split_strokes(scaled, self.config.validation_fraction, self.rng)
+        salt = int(hashlib.sha256(f"{self.config.seed}:{item.name}".encode()).hexdigest()[:15], 16)
+        train, val = split_strokes(scaled, self.config.validation_fraction, salt)
         record = {"name": item.name, "image_sha256": array_digest(np.asarray(item.image)),
                   "labels_sha256": array_digest(np.asarray(labels)), "shape": list(grey.shape),
                   "painted_pixels": int((labels > 0).sum()),
@@ -354,7 +368,7 @@ class Finetuner:
             probs_at.append(probs[:, mask])
             targets.append(ref[mask] - 1)
             if want_preview:
-                previews[t.name] = self._map_back(probs.argmax(axis=0) + 1, t.prepared)
+                previews[t.name] = self.map_back(probs.argmax(axis=0) + 1, t.prepared)
         self.model.train()
         if self.config.freeze_encoder_bn:
             _set_encoder_bn_eval(self.model)
@@ -379,7 +393,9 @@ class Finetuner:
         return [round(float(c), 6) for c in counts / counts.sum()]
 
     @staticmethod
-    def _map_back(classes: np.ndarray, prepared: PreparedImage) -> np.ndarray:
+    def map_back(classes: np.ndarray, prepared: PreparedImage) -> np.ndarray:
+        """Return a class map of the prepared image at the original image's size (0 in the
+        information band)."""
         rows, width = prepared.content_rows, prepared.original_shape[1]
         if classes.shape != (rows, width):
             classes = resize_to(classes.astype(np.int32), (rows, width), "nearest")
@@ -414,6 +430,16 @@ class Finetuner:
         start = time.perf_counter()
         best, best_val, stale, loss_ema, reason = -np.inf, float("inf"), 0, None, "budget"
         step = 0
+        if self.steps_before and self.has_held_out:
+            # A continued run must not end worse than where it started: the start model is
+            # scored on the held-out strokes first and kept unless training beats it.
+            val, acc, recall, _ = self._evaluate(False)
+            best, best_val, self.best_step = acc - 1e-3 * val, val, 0
+            self.best_state = copy.deepcopy(model.state_dict())
+            self.best_recall = recall
+            self.history.append((0, float("nan"), val, acc))
+            yield TrainingEvent("eval", 0, max_steps, float("nan"), time.perf_counter() - start,
+                                0.0, val, acc, 0, None)
         try:
             for step in range(1, max_steps + 1):
                 elapsed = time.perf_counter() - start

@@ -56,42 +56,54 @@ def describe_values(values: np.ndarray, shown: int = 8) -> str:
     return text + (f" … ({len(values)} values)" if len(values) > shown else "")
 
 
-def split_strokes(labels: np.ndarray, fraction: float, rng: np.random.Generator,
+def _unit_hash(keys: np.ndarray, salt: int) -> np.ndarray:
+    """Return a deterministic pseudo-random number in [0, 1) per integer key (splitmix64)."""
+    with np.errstate(over="ignore"):
+        z = keys.astype(np.uint64) + np.uint64(salt % 2**64) * np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) / float(2**53)
+
+
+def split_strokes(labels: np.ndarray, fraction: float, salt: int,
                   block: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """Return (train, validation) label arrays; validation gets whole pieces of strokes.
 
-    Per class, about ``fraction`` of the painted pixels are held out so early stopping measures
-    the model on pixels it never trained on. The units held out are strokes cut at a grid of
-    ``block`` pixels, so one long stroke cannot take the whole share. A class painted as a
-    single unit stays entirely in training.
+    The strokes of each class are cut at a grid of ``block`` pixels; each piece (a class in a
+    grid cell) is held out when a hash of (``salt``, class, cell) falls below ``fraction``, so
+    about that share of the pieces measure the model on pixels it never trained on. The choice
+    depends only on the piece: strokes painted in a later round never move an earlier piece
+    between training and held-out, so a continued run is checked on the same held-out strokes
+    as the run before (plus new ones). Every class keeps at least one piece for training; a
+    class painted in a single piece stays entirely in training.
     """
     train = labels.copy()
     val = np.zeros_like(labels)
     if fraction <= 0:
         return train, val
-    rows, cols = np.indices(labels.shape)
-    cell = (rows // block) * (labels.shape[1] // block + 1) + cols // block
-    for cls in np.unique(labels[labels > 0]):
-        comps, n = ndimage.label(labels == cls, structure=np.ones((3, 3)))
-        if n == 0:
-            continue
-        painted = comps > 0
-        unit_ids, units = np.unique(comps[painted].astype(np.int64) * (cell.max() + 1)
-                                    + cell[painted], return_inverse=True)
-        if len(unit_ids) < 2:
-            continue
-        sizes = np.bincount(units)
-        target, held, chosen = fraction * sizes.sum(), 0, []
-        for idx in rng.permutation(len(unit_ids)):
-            if held >= target or len(chosen) == len(unit_ids) - 1:
-                break
-            if held + sizes[idx] <= 1.5 * target:
-                chosen.append(idx)
-                held += sizes[idx]
-        mask = np.zeros(labels.shape, bool)
-        mask[painted] = np.isin(units, chosen)
-        val[mask] = cls
-        train[mask] = 0
+    painted = np.flatnonzero(labels > 0)
+    if painted.size == 0:
+        return train, val
+    width = labels.shape[1]
+    rows, cols = np.divmod(painted, width)
+    cells_per_row = width // block + 1
+    cell = (rows // block) * cells_per_row + cols // block
+    classes = labels.ravel()[painted].astype(np.int64)
+    units, inverse = np.unique(classes * (cell.max() + 1) + cell, return_inverse=True)
+    unit_class = units // (cell.max() + 1)
+    unit_cell = units % (cell.max() + 1)
+    draw = _unit_hash(unit_class * np.int64(1 << 40) + unit_cell, salt)
+    held = draw < fraction
+    for cls in np.unique(unit_class):
+        mine = np.flatnonzero(unit_class == cls)
+        if len(mine) < 2:
+            held[mine] = False
+        elif held[mine].all():
+            held[mine[np.argmax(draw[mine])]] = False
+    moved = painted[held[inverse.ravel()]]
+    val.ravel()[moved] = labels.ravel()[moved]
+    train.ravel()[moved] = 0
     return train, val
 
 

@@ -2,7 +2,7 @@
 dense label (:mod:`.simulate`) and synthetic micrographs with known phases (:mod:`.synthetic`).
 Not used by the plugin itself."""
 
-from .simulate import ScribbleSimulation, simulate_scribbles
+from .simulate import ScribbleSimulation, simulate_corrections, simulate_scribbles
 from .synthetic import voronoi_micrograph
 
-__all__ = ["ScribbleSimulation", "simulate_scribbles", "voronoi_micrograph"]
+__all__ = ["ScribbleSimulation", "simulate_corrections", "simulate_scribbles", "voronoi_micrograph"]

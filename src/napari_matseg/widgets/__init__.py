@@ -18,8 +18,9 @@ def _keep_triton_out_of_a_gl_process() -> None:
 
 _keep_triton_out_of_a_gl_process()
 
+from .measure_widget import MeasureWidget  # noqa: E402
 from .predict_widget import PredictInspectWidget  # noqa: E402
 from .pretrain_widget import PretrainWidget  # noqa: E402
 from .train_widget import AnnotateTrainWidget  # noqa: E402
 
-__all__ = ["AnnotateTrainWidget", "PredictInspectWidget", "PretrainWidget"]
+__all__ = ["AnnotateTrainWidget", "MeasureWidget", "PredictInspectWidget", "PretrainWidget"]

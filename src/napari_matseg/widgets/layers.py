@@ -172,3 +172,41 @@ def layer_pixel_size(layer) -> float | None:
     if factor is None:
         return None
     return float(scale[-1]) * factor
+
+
+def show_guidance(viewer, image_layer, regions):
+    """Outline ``regions`` (:class:`~napari_matseg.core.guidance.PaintRegion`, most worth first)
+    on ``image_layer`` in a Shapes layer "<image> paint here", numbered 1, 2, ...; remove it when
+    there are none. Returns the layer or None."""
+    name = f"{image_layer.name} paint here"
+    existing = viewer.layers[name] if name in viewer.layers else None
+    if existing is not None and existing.metadata.get(ROLE_KEY) != "guidance":
+        return None
+    if existing is not None:
+        viewer.layers.remove(existing)
+    if not regions:
+        return None
+    boxes = [np.array([[r.box[0] - 0.5, r.box[1] - 0.5], [r.box[2] - 0.5, r.box[3] - 0.5]])
+             for r in regions]
+    import pandas as pd
+
+    return viewer.add_shapes(boxes, shape_type="rectangle", name=name, edge_color="#ffd400",
+                             face_color="#ffd40022", edge_width=3,
+                             features=pd.DataFrame({"rank": [str(i + 1) for i in range(len(regions))]}),
+                             text={"string": "{rank}", "color": "#ffd400", "size": 14,
+                                   "anchor": "upper_left"},
+                             scale=image_layer.scale[-2:], translate=image_layer.translate[-2:],
+                             metadata={ROLE_KEY: "guidance", IMAGE_KEY: image_layer.name})
+
+
+def centre_on(viewer, image_layer, region, context: float = 3.0) -> None:
+    """Move the camera to ``region`` of ``image_layer``, zoomed so the region and about
+    ``context`` times its size around it fill the canvas."""
+    viewer.reset_view()
+    height, width = image_layer.data.shape[:2]
+    top, left, bottom, right = region.box
+    zoom = min(height / (context * max(1, bottom - top)), width / (context * max(1, right - left)), 6.0)
+    viewer.camera.zoom = viewer.camera.zoom * max(1.0, zoom)
+    scale = np.asarray(image_layer.scale[-2:], float)
+    translate = np.asarray(image_layer.translate[-2:], float)
+    viewer.camera.center = tuple(np.asarray(region.centre) * scale + translate)

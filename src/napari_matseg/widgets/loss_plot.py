@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from qtpy.QtCore import QPointF, Qt
 from qtpy.QtGui import QColor, QPainter, QPen
 from qtpy.QtWidgets import QWidget
@@ -20,9 +22,12 @@ class LossPlot(QWidget):
         self.train, self.val = [], []
         self.update()
 
-    def add(self, step: int, loss: float, val_loss: float | None = None) -> None:
-        self.train.append((step, loss))
-        if val_loss is not None:
+    def add(self, step: int, loss: float | None, val_loss: float | None = None) -> None:
+        """Add a point of the training loss and, when given, of the held-out loss (values that
+        are not finite numbers, as before the first step, are left out)."""
+        if loss is not None and math.isfinite(loss):
+            self.train.append((step, loss))
+        if val_loss is not None and math.isfinite(val_loss):
             self.val.append((step, val_loss))
         self.update()
 

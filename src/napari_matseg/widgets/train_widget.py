@@ -12,14 +12,15 @@ from qtpy.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxL
                             QWidget)
 
 from .. import api
+from ..core.bundle import AS_TRAINED
 from ..core.errors import MatsegError
 from ..core.infoband import detect_info_band
 from ..core.imageio import to_grey
 from .class_table import ClassTableWidget
 from .job_controls import JobControls
-from .layers import (apply_classes, class_table, default_classes, image_scribbles,
+from .layers import (apply_classes, centre_on, class_table, default_classes, image_scribbles,
                      micrograph_layers, new_scribble_layer, painted_pixels, scribble_layers,
-                     show_info_band, show_result_layer)
+                     show_guidance, show_info_band, show_result_layer)
 from .model_picker import ModelPicker
 from .scrolling import scrolling_layout, shrinkable_combo
 from .session import ModelEntry, registry_for
@@ -37,7 +38,8 @@ class AnnotateTrainWidget(QWidget):
 
     def __init__(self, napari_viewer):
         super().__init__()
-        import timm  # noqa: F401  (imported here, not in the worker, where it would hold the GIL)
+        import sklearn.ensemble  # noqa: F401  (imported here, not in the worker, where it
+        import timm  # noqa: F401                 would hold the GIL before the first preview)
 
         self.viewer = napari_viewer
         self.registry = registry_for(napari_viewer)
@@ -46,6 +48,9 @@ class AnnotateTrainWidget(QWidget):
         self._training_layers: set[str] = set()
         self._classes_for_run: list[dict] = []
         self._ticks: dict[str, bool] = {}  # ticks the user set; others: ticked when painted
+        self._seconds_per_step: float | None = None  # measured at the last run
+        self._regions: list[tuple[str, object]] = []  # (image, region) to paint next, best first
+        self._region_index = -1
 
         self.image_combo = shrinkable_combo()
         self.image_combo.setToolTip("The image to paint on: New scribble layer adds strokes to it")
@@ -76,6 +81,13 @@ class AnnotateTrainWidget(QWidget):
         self.time_cap.setSuffix(" s")
         self.time_cap.setToolTip("Stop after this many seconds even if the steps are not done; "
                                  "the model then says it was cut short")
+        self.estimate = QLabel("")
+        self.estimate.setWordWrap(True)
+        self.suggest_button = QPushButton("Where to paint next")
+        self.suggest_button.setToolTip("Outline the unpainted regions where the current model is "
+                                       "least sure, and go to the first")
+        self.next_button = QPushButton("Next region ▸")
+        self.next_button.setEnabled(False)
         self.job = JobControls(self, "Train", "Training",
                                "paint strokes of each class, then press Train")
         self.train_button, self.stop_button = self.job.start_button, self.job.stop_button
@@ -99,7 +111,12 @@ class AnnotateTrainWidget(QWidget):
         budget.addWidget(self.steps)
         budget.addWidget(self.time_cap)
         tform.addRow("budget", budget)
+        tform.addRow(self.estimate)
         tform.addRow(self.plot)
+        guide = QHBoxLayout()
+        guide.addWidget(self.suggest_button)
+        guide.addWidget(self.next_button)
+        tform.addRow(guide)
         layout, footer = scrolling_layout(self)
         for box in (data, classes, train):
             layout.addWidget(box)
@@ -109,6 +126,9 @@ class AnnotateTrainWidget(QWidget):
         footer.addWidget(self.status)
 
         self.new_layer_button.clicked.connect(self.new_scribble_layer)
+        self.suggest_button.clicked.connect(lambda: self.suggest_regions())
+        self.next_button.clicked.connect(self.next_region)
+        self.steps.valueChanged.connect(lambda _: self._show_estimate())
         self.train_button.clicked.connect(self.start_training)
         self.save_button.clicked.connect(lambda: self.save_model())
         self.image_combo.currentTextChanged.connect(self._image_changed)
@@ -353,8 +373,86 @@ class AnnotateTrainWidget(QWidget):
         self.model_entry = self.registry.add(ModelEntry(f"trained on {trained_on}", bundle),
                                              make_current=True)
         self.save_button.setEnabled(True)
-        self.status.setText(self.status.text() + "\nPaint more (on these or other images) and "
-                            "press Train again to continue from this model.")
+        p = bundle.provenance
+        if p.get("steps"):
+            self._seconds_per_step = float(p.get("seconds", 0)) / p["steps"]
+            self._show_estimate()
+        self._done_text = self.status.text() + ("\nPaint more (on these or other images, where "
+                                                "the outlines suggest) and press Train again to "
+                                                "continue from this model.")
+        self.suggest_regions(self._training_images, after_training=True)
+
+    def _show_estimate(self) -> None:
+        """Say how long the budget's steps will take here, at the pace of the last run."""
+        if self._seconds_per_step is None:
+            self.estimate.setText("")
+            return
+        seconds = self.steps.value() * self._seconds_per_step
+        self.estimate.setText(f"≈ {api.format_seconds(seconds)} on this machine, at the pace of "
+                              "the last run")
+
+    # where to paint next ---------------------------------------------------------------------
+    def suggest_regions(self, names: list[str] | None = None, after_training: bool = False):
+        """Predict ``names`` (default: the ticked images) with the current model, show its phases
+        and outline the regions most worth painting; returns the worker (None without a model)."""
+        entry = self.model_entry or self.models.entry()
+        bundle = entry.bundle if entry is not None else None
+        if bundle is None or bundle.kind != "segmentation":
+            show_warning("Train a model first: suggestions come from its uncertainty.")
+            return None
+        if self.job.running:
+            return None
+        names = [n for n in (names or self.training_images()) if n in self.viewer.layers]
+        sources = []
+        for name in names:
+            strokes = self._scribbles_of(name)
+            sources.append(api.ImageSource(name, data=np.asarray(self.viewer.layers[name].data),
+                                           strokes=None if strokes is None else np.asarray(strokes.data)))
+        try:
+            job = api.predict(bundle, sources, api.PredictOptions(
+                info_band=AS_TRAINED if self.band_check.isChecked() else 0, suggest=5))
+        except MatsegError as exc:
+            show_error(str(exc))
+            return None
+        self._classes_for_run = [{"name": n, "colour": c}
+                                 for n, c in zip(bundle.class_names, bundle.class_colours)]
+        self._regions, self._region_index = [], -1
+        self._after_training = after_training
+        return self.job.launch(job, self._on_suggestion, self._suggestions_done)
+
+    def _on_suggestion(self, event) -> None:
+        if event.kind is not api.EventKind.RESULT or event.failed:
+            return
+        self._show_phases(event.name, event.prediction.labels)
+        like = self.viewer.layers[event.name] if event.name in self.viewer.layers else None
+        if like is not None:
+            show_guidance(self.viewer, like, event.result)
+            self._regions += [(event.name, region) for region in event.result or []]
+
+    def _suggestions_done(self, _summary) -> None:
+        self._regions.sort(key=lambda item: -item[1].score)
+        self.next_button.setEnabled(bool(self._regions))
+        where = (f"{len(self._regions)} regions to paint next are outlined (yellow, numbered)"
+                 if self._regions else "no doubtful region left to suggest")
+        prefix = getattr(self, "_done_text", "") if self._after_training else ""
+        self.status.setText((prefix + "\n" if prefix else "") + where + ".")
+        if self._regions:
+            self.next_region()
+
+    def next_region(self) -> None:
+        """Centre the view on the next suggested region (cycling)."""
+        if not self._regions:
+            return
+        self._region_index = (self._region_index + 1) % len(self._regions)
+        name, region = self._regions[self._region_index]
+        if name in self.viewer.layers:
+            centre_on(self.viewer, self.viewer.layers[name], region)
+            if name in [self.image_combo.itemText(i) for i in range(self.image_combo.count())]:
+                self.image_combo.setCurrentText(name)
+            layer = self._scribbles_of(name)
+            if layer is not None:
+                self.viewer.layers.selection.active = layer
+                layer.mode = "paint"
 
     def save_model(self, path: str | None = None):
         """Write the current model as a bundle (asks for a file when ``path`` is None)."""

@@ -1,0 +1,286 @@
+"""Measuring as a job: label maps (predicted phases, files or layers) to the numbers of a lab
+report: phase fractions with a 95 % confidence interval over the batch, ASTM E112 grain size,
+particle statistics; written as CSV files and plots when asked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from ..core.bundle import default_class_names
+from ..core.calibration import Calibration, class_names_in, read_calibration
+from ..core.checks import check_int
+from ..core.errors import InputError
+from ..core.imageio import label_array, read_labels
+from ..core.measure import (GrainSize, ParticleStatistics, area_fractions, grain_size,
+                            particle_statistics, summarise_fractions)
+from ..core.preprocess import check_pixel_size
+from .events import EventKind, JobEvent
+from .job import Job
+from .outputs import check_writable_folder, unique_stems
+from .tables import write_csv
+
+MEASUREMENTS_CSV = "measurements.csv"
+
+
+@dataclass
+class LabelSource:
+    """A label map to measure (classes 1..K, 0 unclassified): in memory or a file; its pixel size
+    with where it came from; ``content_rows`` keeps an information band out."""
+
+    name: str
+    data: np.ndarray | None = None
+    path: Path | None = None
+    calibration: Calibration | None = None
+    content_rows: int | None = None
+
+    def load(self, num_classes: int | None) -> np.ndarray:
+        if self.data is not None:
+            return label_array(self.data, num_classes, f"the labels of {self.name}")
+        return read_labels(self.path, num_classes)
+
+
+def resolve_class(spec, class_names: list[str], what: str) -> int:
+    """Return the class number (1..K) that ``spec`` names (a class name or a number)."""
+    if isinstance(spec, (int, np.integer)) or (isinstance(spec, str) and spec.strip().isdigit()):
+        number = int(spec)
+        if not 1 <= number <= len(class_names):
+            raise InputError(f"{what}: no class {number} (classes 1..{len(class_names)}: "
+                             f"{', '.join(class_names)})")
+        return number
+    if spec in class_names:
+        return class_names.index(spec) + 1
+    raise InputError(f"{what}: no class {spec!r} (classes: {', '.join(class_names)})")
+
+
+@dataclass(frozen=True)
+class MeasureOptions:
+    """What to measure besides phase fractions: ``grain_boundaries`` (the class, by name or
+    number, whose regions separate the grains) and ``particles`` (classes whose regions are
+    particles); ``pixel_size`` (µm) overrides the files' own; test ``lines`` per direction for
+    the intercepts, and the smallest grain and particle (pixels) counted."""
+
+    grain_boundaries: str | int | None = None
+    particles: tuple = ()
+    pixel_size: float | None = None
+    lines: int = 20
+    min_grain_pixels: int = 10
+    min_particle_area: int = 4
+
+    def __post_init__(self):
+        check_pixel_size(self.pixel_size)
+        check_int("the number of test lines", self.lines, 1, 1000)
+        check_int("the smallest grain", self.min_grain_pixels, 1)
+        check_int("the smallest particle", self.min_particle_area, 1)
+        object.__setattr__(self, "particles", tuple(self.particles))
+
+
+@dataclass
+class ImageMeasurements:
+    """What one image gave: fractions, and grain size and particle statistics when asked."""
+
+    name: str
+    source: str
+    pixel_size: float | None
+    scale_source: str
+    fractions: np.ndarray
+    grains: GrainSize | None = None
+    particles: dict[str, ParticleStatistics] = field(default_factory=dict)
+
+
+@dataclass
+class MeasureReport:
+    """The batch: per-image measurements, the rows of ``measurements.csv`` (one per image and a
+    summary row), the per-class particle rows, the files written."""
+
+    class_names: list[str]
+    class_colours: list[str] | None
+    images: list[ImageMeasurements] = field(default_factory=list)
+    rows: list[dict] = field(default_factory=list)
+    particle_rows: dict[str, list[dict]] = field(default_factory=dict)
+    written: list[Path] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    def fraction_summary(self):
+        return summarise_fractions([m.fractions for m in self.images])
+
+
+def _round(value, digits=4):
+    return "" if value is None or (isinstance(value, float) and not np.isfinite(value)) else round(float(value), digits)
+
+
+def image_row(m: ImageMeasurements, names: list[str], particle_classes: list[str]) -> dict:
+    """Return the ``measurements.csv`` row of one image."""
+    row = {"image": m.name, "source": m.source, "pixel size µm": _round(m.pixel_size, 6),
+           "scale source": m.scale_source}
+    row.update({f"{n} area %": round(100 * float(f), 3) for n, f in zip(names, m.fractions)})
+    if m.grains is not None:
+        g = m.grains
+        row.update({"grains": g.grains, "grains_per_mm2": _round(g.grains_per_mm2, 2),
+                    "astm_g_planimetric": _round(g.astm_g_planimetric, 2),
+                    "mean_intercept_um": _round(g.mean_intercept_um),
+                    "astm_g_intercept": _round(g.astm_g_intercept, 2)})
+    for name in particle_classes:
+        p = m.particles[name]
+        row.update({f"{name} particles": p.whole + 0.5 * p.at_edge,
+                    f"{name} per mm²": _round(p.per_mm2, 2),
+                    f"{name} mean ecd ({p.unit})": _round(p.mean_ecd),
+                    f"{name} median ecd ({p.unit})": _round(p.median_ecd),
+                    f"{name} mean aspect ratio": _round(p.mean_aspect_ratio, 3),
+                    f"{name} mean nearest neighbour ({p.unit})": _round(p.mean_nearest_neighbour)})
+    return row
+
+
+def summary_row(report: MeasureReport) -> dict:
+    """Return the summary row: means over the images, and each class's 95 % confidence
+    half-width of its area %."""
+    rows = report.rows
+    n = len(report.images)
+    summary = report.fraction_summary()
+    row = {"image": f"summary ({n} images)", "source": "", "pixel size µm": "", "scale source": ""}
+    numeric = [k for k in rows[0] if k not in row]
+    for key in numeric:
+        values = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
+        row[key] = round(float(np.mean(values)), 4) if values else ""
+    for name, ci in zip(report.class_names, summary.ci95):
+        row[f"{name} area % ±95%"] = _round(100 * ci, 3)
+    return row
+
+
+class MeasureJob(Job):
+    """Measure ``sources`` (see :func:`napari_matseg.api.measure`)."""
+
+    what = "measurement"
+
+    def __init__(self, sources: list[LabelSource], class_names: list[str],
+                 class_colours: list[str] | None, options: MeasureOptions,
+                 output: Path | None, overwrite: bool):
+        super().__init__()
+        self.sources = sources
+        self.options = options
+        self.class_names = class_names
+        self.class_colours = class_colours
+        self.boundary = (None if options.grain_boundaries is None else
+                         resolve_class(options.grain_boundaries, class_names, "--grain-boundaries"))
+        self.particle_classes = [class_names[resolve_class(c, class_names, "--particles") - 1]
+                                 for c in options.particles]
+        self.output = output
+        if output is not None:
+            check_writable_folder(output)
+            target = output / MEASUREMENTS_CSV
+            if target.exists() and not overwrite:
+                raise InputError(f"{target} already exists (an earlier run?): choose another output "
+                                 "folder, or allow replacing it (--overwrite)")
+
+    def _run(self) -> Iterator[JobEvent]:
+        report = MeasureReport(list(self.class_names), self.class_colours)
+        self.result = report
+        k, n = len(self.class_names), len(self.sources)
+        yield JobEvent(EventKind.STARTED, message=f"measuring {n} label image(s)")
+        for i, source in enumerate(self.sources):
+            if self.stopping:
+                break
+            try:
+                m = self._measure(source, k)
+            except InputError as exc:
+                report.failed.append((source.name, str(exc)))
+                yield JobEvent(EventKind.RESULT, (i + 1) / n, name=source.name, error=str(exc),
+                               message=f"skipped {source.name}: {exc}")
+                continue
+            report.images.append(m)
+            report.rows.append(image_row(m, self.class_names, self.particle_classes))
+            for name in self.particle_classes:
+                report.particle_rows.setdefault(name, []).extend(
+                    {"image": m.name, **p} for p in m.particles[name].particles)
+            yield JobEvent(EventKind.RESULT, (i + 1) / n, name=source.name, result=m,
+                           message=f"measured {source.name} ({i + 1} of {n})")
+        if report.rows:
+            report.rows.append(summary_row(report))
+            if self.output is not None:
+                report.written += self._write(report)
+        yield JobEvent(EventKind.DONE, 1.0, result=report,
+                       message=f"{len(report.images)} image(s) measured"
+                               + (f", {len(report.failed)} skipped" if report.failed else ""),
+                       warnings=tuple(f"{n}: {e}" for n, e in report.failed))
+
+    def _measure(self, source: LabelSource, k: int) -> ImageMeasurements:
+        labels = source.load(k)
+        if source.content_rows is None:  # a predicted map: the information band is all 0
+            classified = np.flatnonzero(labels.any(axis=1))
+            source.content_rows = int(classified[-1]) + 1 if classified.size else labels.shape[0]
+        calibration = (Calibration(self.options.pixel_size, "given (--pixel-size)")
+                       if self.options.pixel_size else source.calibration)
+        px = calibration.pixel_size if calibration else None
+        m = ImageMeasurements(source.name, str(source.path or ""), px,
+                              calibration.source if calibration else "none (lengths in pixels)",
+                              area_fractions(labels, k, source.content_rows))
+        if self.boundary is not None:
+            m.grains = grain_size(labels, self.boundary, px, source.content_rows,
+                                  self.options.lines, self.options.min_grain_pixels)
+        for name in self.particle_classes:
+            m.particles[name] = particle_statistics(labels, self.class_names.index(name) + 1, px,
+                                                    source.content_rows,
+                                                    self.options.min_particle_area)
+        return m
+
+    def _write(self, report: MeasureReport) -> list[Path]:
+        from .. import plots
+
+        out = self.output
+        written = [write_csv(out / MEASUREMENTS_CSV, report.rows)]
+        for name, stem in zip(self.particle_classes, unique_stems(self.particle_classes)):
+            rows = report.particle_rows.get(name, [])
+            if rows:
+                written.append(write_csv(out / f"particles_{_file_safe(stem)}.csv", rows))
+        written += plots.save_report_plots(report, out)
+        return written
+
+
+def _file_safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name) or "class"
+
+
+def as_label_sources(items) -> list[LabelSource]:
+    """Return ``items`` (LabelSource objects, paths, or (name, array) pairs) as label sources;
+    a file's own pixel size (see :mod:`~napari_matseg.core.calibration`) is read with it."""
+    sources = []
+    for item in items:
+        if isinstance(item, LabelSource):
+            sources.append(item)
+        elif isinstance(item, (str, Path)):
+            path = Path(item)
+            sources.append(LabelSource(path.name, path=path, calibration=read_calibration(path)))
+        elif isinstance(item, tuple) and len(item) == 2:
+            sources.append(LabelSource(str(item[0]), data=np.asarray(item[1])))
+        else:
+            raise InputError(f"cannot measure {type(item).__name__}: give label-image paths, "
+                             "(name, array) pairs or LabelSource objects")
+    return sources
+
+
+def measure(labels: Sequence, class_names: Sequence[str] | None = None,
+            options: MeasureOptions | None = None, output: str | Path | None = None,
+            overwrite: bool = False, class_colours: Sequence[str] | None = None) -> MeasureJob:
+    """Return a job that measures label maps (classes 1..K): phase fractions with a 95 %
+    confidence interval over the batch, and with ``options`` the ASTM E112 grain size and
+    particle statistics. Class names come from ``class_names``, else from the first label file
+    napari-matseg wrote, else 'class 1' ... With ``output``, writes ``measurements.csv`` (a row
+    per image and a summary row), ``particles_<class>.csv`` and plots (PNG and SVG) there; the
+    folder is checked here, before any work."""
+    sources = as_label_sources(labels)
+    if not sources:
+        raise InputError("no label images to measure")
+    names = list(class_names or [])
+    if not names:
+        stored = next((class_names_in(s.path) for s in sources if s.path is not None), None)
+        if stored:
+            names = stored
+        else:
+            top = max(int(np.max(s.load(None))) for s in sources[:1])
+            names = default_class_names(max(top, 2))
+    return MeasureJob(sources, names, list(class_colours) if class_colours else None,
+                      options or MeasureOptions(), Path(output) if output is not None else None,
+                      overwrite)

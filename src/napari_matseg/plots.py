@@ -1,0 +1,85 @@
+"""Plots of a measurement report (matplotlib figures, no pyplot, no Qt): the phase fractions with
+their 95 % confidence intervals, particle-size histograms, and the grain intercept histogram.
+The Measure dock shows them; ``matseg measure`` and the dock's export save them as PNG and SVG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .core.atomic import atomic_write
+
+
+def _figure(width: float = 5.0, height: float = 3.2):
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    return figure, figure.add_subplot()
+
+
+def fraction_figure(report):
+    """Return a bar chart of each class's mean area % with its 95 % confidence interval."""
+    summary = report.fraction_summary()
+    figure, ax = _figure()
+    names = report.class_names
+    colours = report.class_colours or None
+    errors = None if summary.n < 2 else 100 * summary.ci95
+    ax.bar(range(len(names)), 100 * summary.mean, yerr=errors, capsize=4, color=colours,
+           edgecolor="black", linewidth=0.5)
+    ax.set_xticks(range(len(names)), names, rotation=20 if len(names) > 4 else 0)
+    ax.set_ylabel("area %")
+    ax.set_title(f"Phase fractions, {summary.n} image(s)"
+                 + (", 95 % confidence" if summary.n >= 2 else ""))
+    return figure
+
+
+def particle_figure(report, name: str):
+    """Return the histogram of the equivalent circle diameters of whole particles of ``name``."""
+    rows = [r for r in report.particle_rows.get(name, []) if not r["at edge"]]
+    key = next((k for k in (rows[0] if rows else {}) if k.startswith("ecd")), "ecd (px)")
+    values = np.array([r[key] for r in rows], float)
+    figure, ax = _figure()
+    if len(values):
+        ax.hist(values, bins=min(40, max(5, len(values) // 5)), color="#1f77b4", edgecolor="black",
+                linewidth=0.5)
+    ax.set_xlabel(f"equivalent circle diameter {key[3:]}")
+    ax.set_ylabel("particles")
+    ax.set_title(f"{name}: {len(values)} whole particles")
+    return figure
+
+
+def intercept_figure(report):
+    """Return the histogram of grain intercept lengths over the batch."""
+    lengths = np.concatenate([m.grains.intercept_lengths for m in report.images if m.grains is not None]
+                             or [np.zeros(0)])
+    unit = "µm" if all(m.pixel_size for m in report.images) else "px"
+    figure, ax = _figure()
+    if len(lengths):
+        ax.hist(lengths, bins=min(40, max(5, len(lengths) // 5)), color="#2ca02c", edgecolor="black",
+                linewidth=0.5)
+    ax.set_xlabel(f"intercept length ({unit})")
+    ax.set_ylabel("intercepts")
+    ax.set_title(f"Grain intercepts: {len(lengths)}")
+    return figure
+
+
+def report_figures(report) -> dict:
+    """Return the report's figures by file stem."""
+    figures = {"phase_fractions": fraction_figure(report)}
+    if any(m.grains is not None for m in report.images):
+        figures["grain_intercepts"] = intercept_figure(report)
+    for name in report.particle_rows:
+        safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
+        figures[f"particles_{safe}_ecd"] = particle_figure(report, name)
+    return figures
+
+
+def save_report_plots(report, folder: Path) -> list[Path]:
+    """Write each figure of the report as PNG and SVG into ``folder``; return the paths."""
+    written = []
+    for stem, figure in report_figures(report).items():
+        for suffix in ("png", "svg"):
+            written.append(atomic_write(Path(folder) / f"{stem}.{suffix}",
+                                        lambda tmp, f=figure, s=suffix: f.savefig(tmp, format=s)))
+    return written

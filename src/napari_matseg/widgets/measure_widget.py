@@ -1,0 +1,276 @@
+"""Measure: phase fractions with confidence, ASTM E112 grain size and particle statistics of the
+phases layers, with plots; the scale from the file, the layer, or a line along the scale bar."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
+                            QLabel, QListWidget, QListWidgetItem, QMessageBox, QPushButton,
+                            QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
+
+from .. import api
+from ..core.calibration import Calibration, calibration_from_line
+from ..core.errors import MatsegError
+from .job_controls import JobControls
+from .layers import CLASSES_KEY, IMAGE_KEY, ROLE_KEY, layer_pixel_size, micrograph_layers
+from .scrolling import scrolling_layout, shrinkable_combo
+from .session import registry_for
+
+NO_CLASS = "(none)"
+
+
+def phases_layers(viewer):
+    """Return the label layers that hold predicted phases (with their class table)."""
+    from napari.layers import Labels
+
+    return [layer for layer in viewer.layers if isinstance(layer, Labels)
+            and layer.metadata.get(ROLE_KEY) == "result-labels" and layer.metadata.get(CLASSES_KEY)]
+
+
+class MeasureWidget(QWidget):
+    """Dock widget: pick phases layers and what to measure; see a table and plots; export."""
+
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.registry = registry_for(napari_viewer)
+        self.report: api.MeasureReport | None = None
+        self._ticks: dict[str, bool] = {}
+        self.layers_list = QListWidget()
+        self.layers_list.setMaximumHeight(80)
+        self.pixel_size = QDoubleSpinBox()
+        self.pixel_size.setDecimals(5)
+        self.pixel_size.setRange(0, 1e4)
+        self.pixel_size.setSpecialValueText("from each layer's scale")
+        self.pixel_size.setSuffix(" µm/px")
+        self.image_combo = shrinkable_combo()
+        self.bar_length = QDoubleSpinBox()
+        self.bar_length.setRange(0, 1e6)
+        self.bar_length.setSuffix(" µm")
+        self.bar_length.setToolTip("The length written on the scale bar")
+        self.scale_button = QPushButton("Set scale from line")
+        self.scale_button.setToolTip("Draw a line along the image's scale bar in a Shapes layer "
+                                     "(select it), type the bar's length, then press this")
+        self.boundary_combo = shrinkable_combo()
+        self.particles_list = QListWidget()
+        self.particles_list.setMaximumHeight(70)
+        self.job = JobControls(self, "Measure", "Measurement", "predict phases, then Measure",
+                               plot=False, save=False)
+        self.measure_button, self.progress, self.status = (self.job.start_button, self.job.progress,
+                                                           self.job.status)
+        self.export_button = QPushButton("Export…")
+        self.export_button.setToolTip("Write measurements.csv, the particle tables and the plots "
+                                      "(PNG and SVG) to a folder")
+        self.export_button.setEnabled(False)
+        self.table = QTableWidget(0, 0)
+        self.table.setEditTriggers(QTableWidget.NoEditTriggers)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.table, "table")
+        self.tabs.setMinimumHeight(220)
+
+        what = QGroupBox("Phases and what to measure")
+        form = QFormLayout(what)
+        form.addRow("phases layers", self.layers_list)
+        form.addRow("grain boundaries", self.boundary_combo)
+        form.addRow("particles", self.particles_list)
+        scale = QGroupBox("Scale")
+        sform = QFormLayout(scale)
+        sform.addRow("pixel size", self.pixel_size)
+        sform.addRow("image", self.image_combo)
+        row = QHBoxLayout()
+        row.addWidget(self.bar_length)
+        row.addWidget(self.scale_button)
+        sform.addRow("scale bar", row)
+        layout, footer = scrolling_layout(self)
+        layout.addWidget(what)
+        layout.addWidget(scale)
+        layout.addWidget(self.tabs)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.measure_button)
+        buttons.addWidget(self.export_button)
+        footer.addLayout(buttons)
+        footer.addWidget(self.progress)
+        footer.addWidget(self.status)
+
+        self.measure_button.clicked.connect(lambda: self.measure())
+        self.export_button.clicked.connect(lambda: self.export())
+        self.scale_button.clicked.connect(lambda: self.scale_from_line())
+        self.layers_list.itemChanged.connect(self._ticked)
+        events = self.viewer.layers.events
+        for ev in (events.inserted, events.removed):
+            ev.connect(self._refresh)
+        self.destroyed.connect(lambda *_: self.job.stop())
+        self._refresh()
+
+    # inputs ---------------------------------------------------------------------------------
+    def _refresh(self, *_):
+        self.layers_list.blockSignals(True)
+        self.layers_list.clear()
+        for layer in phases_layers(self.viewer):
+            item = QListWidgetItem(layer.name)
+            item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
+            item.setCheckState(Qt.Checked if self._ticks.get(layer.name, True) else Qt.Unchecked)
+            self.layers_list.addItem(item)
+        self.layers_list.blockSignals(False)
+        current = self.image_combo.currentText()
+        self.image_combo.clear()
+        self.image_combo.addItems([layer.name for layer in micrograph_layers(self.viewer)])
+        if current:
+            self.image_combo.setCurrentText(current)
+        self._refresh_classes()
+
+    def _ticked(self, item):
+        self._ticks[item.text()] = item.checkState() == Qt.Checked
+        self._refresh_classes()
+
+    def selected_layers(self):
+        return [self.viewer.layers[self.layers_list.item(i).text()]
+                for i in range(self.layers_list.count())
+                if self.layers_list.item(i).checkState() == Qt.Checked
+                and self.layers_list.item(i).text() in self.viewer.layers]
+
+    def class_names(self) -> list[str]:
+        layers = self.selected_layers()
+        return [c["name"] for c in layers[0].metadata[CLASSES_KEY]] if layers else []
+
+    def _refresh_classes(self):
+        names = self.class_names()
+        boundary = self.boundary_combo.currentText()
+        self.boundary_combo.clear()
+        self.boundary_combo.addItems([NO_CLASS] + names)
+        if boundary in names:
+            self.boundary_combo.setCurrentText(boundary)
+        ticked = {self.particles_list.item(i).text() for i in range(self.particles_list.count())
+                  if self.particles_list.item(i).checkState() == Qt.Checked}
+        self.particles_list.clear()
+        for name in names:
+            item = QListWidgetItem(name)
+            item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
+            item.setCheckState(Qt.Checked if name in ticked else Qt.Unchecked)
+            self.particles_list.addItem(item)
+
+    def options(self) -> api.MeasureOptions:
+        boundary = self.boundary_combo.currentText()
+        particles = tuple(self.particles_list.item(i).text() for i in range(self.particles_list.count())
+                          if self.particles_list.item(i).checkState() == Qt.Checked)
+        return api.MeasureOptions(grain_boundaries=None if boundary in ("", NO_CLASS) else boundary,
+                                  particles=particles, pixel_size=self.pixel_size.value() or None)
+
+    def _sources(self) -> list[api.LabelSource]:
+        sources = []
+        for layer in self.selected_layers():
+            image = layer.metadata.get(IMAGE_KEY)
+            size = layer_pixel_size(layer)
+            calibration = None
+            if size:
+                source = (self.viewer.layers[image].metadata.get("scale_source")
+                          if image in self.viewer.layers else None)
+                calibration = Calibration(size, source or "napari layer scale")
+            sources.append(api.LabelSource(image or layer.name, data=np.asarray(layer.data),
+                                           calibration=calibration))
+        return sources
+
+    # running --------------------------------------------------------------------------------
+    def _job(self, output=None, overwrite=False):
+        layers = self.selected_layers()
+        if not layers:
+            raise MatsegError("Predict phases first (Predict & Inspect), then tick the phases "
+                              "layers to measure.")
+        classes = layers[0].metadata[CLASSES_KEY]
+        return api.measure(self._sources(), [c["name"] for c in classes], self.options(), output,
+                           overwrite, [c["colour"] for c in classes])
+
+    def measure(self):
+        """Measure the ticked phases layers in a worker; returns the worker (None if unusable)."""
+        if self.job.running:
+            return None
+        try:
+            job = self._job()
+        except MatsegError as exc:
+            show_error(str(exc))
+            return None
+        return self.job.launch(job, lambda event: None, self._show_report)
+
+    def _show_report(self, report) -> None:
+        if report is None or not report.rows:
+            return
+        self.report = report
+        self.export_button.setEnabled(True)
+        columns = list(dict.fromkeys(k for r in report.rows for k in r))
+        self.table.setColumnCount(len(columns))
+        self.table.setHorizontalHeaderLabels(columns)
+        self.table.setRowCount(len(report.rows))
+        for i, row in enumerate(report.rows):
+            for j, col in enumerate(columns):
+                self.table.setItem(i, j, QTableWidgetItem(str(row.get(col, ""))))
+        self.table.resizeColumnsToContents()
+        while self.tabs.count() > 1:
+            self.tabs.removeTab(1)
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+
+        from ..plots import report_figures
+
+        for stem, figure in report_figures(report).items():
+            canvas = FigureCanvasQTAgg(figure)
+            canvas.setMinimumHeight(200)
+            self.tabs.addTab(canvas, stem.replace("_", " "))
+        self.tabs.setCurrentIndex(1)
+
+    def export(self, folder: str | None = None, overwrite: bool | None = None):
+        """Write the measurements, particle tables and plots to ``folder``; asks before
+        replacing an earlier export (``overwrite`` answers). Returns the files written."""
+        if folder is None:
+            folder = QFileDialog.getExistingDirectory(self, "Folder for the measurements")
+            if not folder:
+                return []
+        try:
+            job = self._job(Path(folder), bool(overwrite))
+        except MatsegError as exc:
+            if "already exists" not in str(exc) or overwrite is not None:
+                show_error(str(exc))
+                return []
+            if QMessageBox.question(self, "Replace?", f"{exc}\n\nReplace it?") != QMessageBox.Yes:
+                return []
+            job = self._job(Path(folder), True)
+        report = job.wait()
+        show_info(f"{len(report.written)} file(s) written to {folder}")
+        return report.written
+
+    def scale_from_line(self):
+        """Set the chosen image's scale from the last line of the selected Shapes layer and the
+        scale bar's length; its phases, strokes and other layers follow. Returns the
+        calibration, or None."""
+        from napari.layers import Shapes
+
+        shapes = self.viewer.layers.selection.active
+        image_name = self.image_combo.currentText()
+        lines = ([d for d, kind in zip(shapes.data, shapes.shape_type) if kind in ("line", "path")]
+                 if isinstance(shapes, Shapes) else [])
+        if not lines:
+            show_warning("Draw a line along the scale bar in a Shapes layer and select that layer.")
+            return None
+        if image_name not in self.viewer.layers:
+            show_warning("Open the micrograph first.")
+            return None
+        image = self.viewer.layers[image_name]
+        points = np.asarray(lines[-1])[:, -2:]
+        world = points * np.asarray(shapes.scale[-2:]) + np.asarray(shapes.translate[-2:])
+        to_pixels = (world - np.asarray(image.translate[-2:])) / np.asarray(image.scale[-2:])
+        try:
+            calibration = calibration_from_line(to_pixels[0], to_pixels[-1], self.bar_length.value())
+        except MatsegError as exc:
+            show_error(str(exc))
+            return None
+        size = calibration.pixel_size
+        for layer in self.viewer.layers:
+            if layer is image or layer.metadata.get(IMAGE_KEY) == image_name:
+                layer.scale = (size, size)
+                layer.units = ("µm", "µm")
+        image.metadata["scale_source"] = calibration.source
+        self.viewer.reset_view()
+        self.status.setText(f"{image_name}: {size:.5g} µm per pixel ({calibration.source})")
+        return calibration
