@@ -4,7 +4,6 @@ problem, and a non-zero exit; never a traceback, a silent wrong result or lost w
 
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys

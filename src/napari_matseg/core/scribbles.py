@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
 
 from .augment import AugmentConfig, IntensityJitter, random_affine_grids
 from .errors import InputError

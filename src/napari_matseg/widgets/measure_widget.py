@@ -9,8 +9,8 @@ import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
-                            QLabel, QListWidget, QListWidgetItem, QMessageBox, QPushButton,
-                            QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
+                            QListWidget, QListWidgetItem, QMessageBox, QPushButton, QTableWidget,
+                            QTableWidgetItem, QTabWidget, QWidget)
 
 from .. import api
 from ..core.calibration import Calibration, calibration_from_line
