@@ -1,6 +1,6 @@
 """Screenshots of the docked widgets on a real micrograph, for the README and docs.
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" python benchmarks/screenshots.py [--seconds 40]
+    xvfb-run -a -s "-screen 0 1600x1000x24" python benchmarks/screenshots.py [--size 1066 651]
     xvfb-run -a -s "-screen 0 1600x1000x24" python benchmarks/screenshots.py --pretrain 60
 """
 
@@ -19,7 +19,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--image", default="micrograph7")
-    p.add_argument("--seconds", type=int, default=100)
+    p.add_argument("--second", default="micrograph4", help="a second micrograph for the rounds")
+    p.add_argument("--steps", type=int, default=40, help="steps of the first training run")
+    p.add_argument("--size", type=int, nargs=2, default=[1280, 800], metavar=("W", "H"),
+                   help="window size (napari's first-run size is 1066 651)")
     p.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "docs" / "screenshots")
     p.add_argument("--pretrain", type=int, metavar="SECONDS",
                    help="instead: the Pretrain widget running SMS on the unlabeled MetalDAM folder")
@@ -28,55 +31,69 @@ def main(argv=None):
         return pretrain_shot(args)
 
     import napari
-
     from qtpy.QtWidgets import QApplication
 
     from fewshot import DATA
     from napari_matseg.core.imageio import read_image, read_labels
     from napari_matseg.testing import simulate_scribbles
 
-    image = read_image(DATA / "MetalDAM" / "images" / f"{args.image}.jpg")
-    truth = read_labels(DATA / "MetalDAM" / "labels" / f"{args.image}.png")
+    def micrograph(name):
+        image = read_image(DATA / "MetalDAM" / "images" / f"{name}.jpg")
+        truth = read_labels(DATA / "MetalDAM" / "labels" / f"{name}.png")
+        strokes = np.zeros(image.shape, np.uint8)
+        strokes[: truth.shape[0], : truth.shape[1]] = simulate_scribbles(truth, classes=[0, 1, 2])
+        return image, strokes
+
     viewer = napari.Viewer(show=True)
-    viewer.window.resize(1600, 1000)
+    viewer.window.resize(*args.size)
+    image, strokes = micrograph(args.image)
     viewer.add_image(image, name=args.image)
     _, train = viewer.window.add_plugin_dock_widget("napari-matseg", "Annotate & Train")
     _, predict = viewer.window.add_plugin_dock_widget("napari-matseg", "Predict & Inspect")
+    app = QApplication.instance()
     layer = train.new_scribble_layer()
     train.classes.add_class()
     for row, name in enumerate(["matrix", "austenite", "M/A"]):
         train.classes.table.item(row, 0).setText(name)
-    strokes = np.zeros(image.shape, np.uint8)
-    strokes[: truth.shape[0], : truth.shape[1]] = simulate_scribbles(truth, classes=[0, 1, 2])
     layer.data = strokes
-    app = QApplication.instance()
     args.out.mkdir(parents=True, exist_ok=True)
-    train.steps.setValue(100_000)
-    train.time_cap.setValue(args.seconds)
+    train.steps.setValue(args.steps)
     train.start_training()
     started = time.perf_counter()
     shot_taken = False
-    while train.worker is not None:
+    while train.job.running:
         app.processEvents()
         time.sleep(0.01)
-        if not shot_taken and time.perf_counter() - started > args.seconds * 0.6 \
-                and f"{args.image} phases" in viewer.layers:
+        if not shot_taken and train.tuner is not None and train.tuner.steps_done >= args.steps * 0.6:
             viewer.screenshot(str(args.out / "training.png"), canvas_only=False)
             shot_taken = True
+    _pump(app, 1)
+    viewer.screenshot(str(args.out / "correct.png"), canvas_only=False)
     predict.predict_layers([args.image])
-    while predict.worker is not None:
+    while predict.job.running:
         app.processEvents()
         time.sleep(0.01)
-    for _ in range(20):
-        app.processEvents()
-        time.sleep(0.02)
+    _pump(app, 1)
     viewer.layers.selection.active = viewer.layers[f"{args.image} phases"]
     viewer.reset_view()
-    for _ in range(10):
-        app.processEvents()
-        time.sleep(0.02)
+    _pump(app, 1)
     viewer.screenshot(str(args.out / "widgets.png"), canvas_only=False)
-    print("wrote", args.out / "widgets.png", args.out / "training.png")
+    _, measure = viewer.window.add_plugin_dock_widget("napari-matseg", "Measure", tabify=True)
+    measure.pixel_size.setValue(0.0286)
+    for i in range(measure.particles_list.count()):
+        if measure.particles_list.item(i).text() == "M/A":
+            from qtpy.QtCore import Qt
+
+            measure.particles_list.item(i).setCheckState(Qt.Checked)
+    measure.measure()
+    while measure.job.running:
+        app.processEvents()
+        time.sleep(0.01)
+    measure.tabs.setCurrentIndex(measure.tabs.count() - 1)
+    _pump(app, 1)
+    viewer.screenshot(str(args.out / "measure.png"), canvas_only=False)
+    print("wrote", *(args.out / f"{n}.png" for n in ("training", "correct", "widgets", "measure")),
+          f"in {time.perf_counter() - started:.0f} s")
     viewer.close()
 
 
