@@ -240,9 +240,14 @@ def test_main_controls_are_in_view_at_common_window_sizes(make_napari_viewer, qt
     train.status.setText("done: 180 steps in 120 s\nCheck before trusting it:\n• "
                          + "\n• ".join([warning] * 3))
     qtbot.wait(300)
-    for widget in (train.train_button, train.progress, train.status, predict.predict_button,
-                   predict.progress, predict.status):
+    for widget in (train.train_button, train.progress, train.job.status_area,
+                   predict.predict_button, predict.progress, predict.job.status_area):
         assert _visible_in_window(widget, window), (widget, size)
+    area, label = train.job.status_area, train.status
+    assert area.height() >= 5 * label.fontMetrics().lineSpacing(), "several lines of it show"
+    area.ensureWidgetVisible(label, 0, 0)
+    area.verticalScrollBar().setValue(area.verticalScrollBar().maximum())
+    assert area.verticalScrollBar().maximum() == 0 or area.verticalScrollBar().value() > 0
     assert predict.table.visibleRegion().boundingRect().height() >= 60
 
 

@@ -142,7 +142,7 @@ class FinetuneJob(Job):
             bundle.provenance["warm_start"] = start.warm_start
         self.result = bundle
         p = tuner.provenance
-        warnings = tuple(done.diagnosis.warnings) if done is not None and done.diagnosis else ()
+        warnings = tuple(tuner.diagnose(start.class_names).warnings) if tuner.class_prior else ()
         yield JobEvent(EventKind.DONE, 1.0, step=tuner.steps_done, max_steps=self.budget.steps,
                        elapsed=float(p.get("seconds", 0)), result=bundle,
                        reason=p.get("stop_reason"), warnings=warnings,

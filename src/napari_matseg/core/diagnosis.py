@@ -65,7 +65,7 @@ def diagnose_training(steps: int, min_steps: int, stop_reason: str, recall: dict
     warnings = list(extra_warnings or [])
     if steps < min_steps and stop_reason != "plateau":
         warnings.append(f"trained only {steps} steps, fewer than the {min_steps} the recipe needs: "
-                        "give it a longer time budget, or train again to continue from this model")
+                        "give it more steps, or train again to continue from this model")
     where = "held-out strokes" if held_out else "strokes"
     for cls, r in sorted(recall.items()):
         if r < t.min_recall:

@@ -6,14 +6,59 @@ from __future__ import annotations
 from typing import Callable
 
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import Qt
-from qtpy.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton,
-                            QSizePolicy, QWidget)
+from qtpy.QtCore import QSize, Qt
+from qtpy.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton,
+                            QScrollArea, QSizePolicy, QWidget)
 
 from ..api import EventKind
 from .loss_plot import LossPlot
 
 PROGRESS_UNITS = 1000
+
+
+class StatusLabel(QLabel):
+    """A status label that asks its frame to fit its new text."""
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt name)
+        super().setText(text)
+        area = self.parentWidget()
+        while area is not None and not isinstance(area, StatusArea):
+            area = area.parentWidget()
+        if area is not None:
+            area.fit()
+
+
+class StatusArea(QScrollArea):
+    """The status line's frame: as tall as its text up to ``MAX_LINES`` lines, then it scrolls,
+    so a long self-check stays readable without pushing the dock's settings out of view."""
+
+    MAX_LINES = 7
+
+    def __init__(self, label: QLabel):
+        super().__init__()
+        self.setWidget(label)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self._label = label
+        self.fit()
+
+    def fit(self) -> None:
+        """Size the label to its wrapped text at the current width, and the frame to the label
+        (at most ``MAX_LINES`` lines)."""
+        label = self._label
+        line = label.fontMetrics().lineSpacing()
+        width = max(50, self.viewport().width() - self.verticalScrollBar().sizeHint().width())
+        label.setMinimumHeight(0)
+        label.setMaximumHeight(16_777_215)  # unfixed, so heightForWidth measures the text again
+        height = max(line, label.heightForWidth(width)) + 4
+        label.setFixedHeight(height)
+        self.setFixedHeight(min(height, self.MAX_LINES * line + 4) + 2 * self.frameWidth())
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if event.oldSize().width() != event.size().width():
+            self.fit()
 
 
 class JobControls:
@@ -39,10 +84,11 @@ class JobControls:
         self.progress = QProgressBar()
         self.progress.setRange(0, PROGRESS_UNITS)
         self.progress.setValue(0)
-        self.status = QLabel(idle_text)
+        self.status = StatusLabel(idle_text)
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.status.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Minimum)
+        self.status_area = StatusArea(self.status)
         self.plot = LossPlot() if plot else None
         self.worker = None
         self.job = None

@@ -94,7 +94,7 @@ class MeasureWidget(QWidget):
         buttons.addWidget(self.export_button)
         footer.addLayout(buttons)
         footer.addWidget(self.progress)
-        footer.addWidget(self.status)
+        footer.addWidget(self.job.status_area)
 
         self.measure_button.clicked.connect(lambda: self.measure())
         self.export_button.clicked.connect(lambda: self.export())

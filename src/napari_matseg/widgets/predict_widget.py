@@ -80,7 +80,7 @@ class PredictInspectWidget(QWidget):
             buttons.addWidget(b)
         footer.addLayout(buttons)
         footer.addWidget(self.progress)
-        footer.addWidget(self.status)
+        footer.addWidget(self.job.status_area)
         footer.addWidget(self.table, 1)
         row = QHBoxLayout()
         for b in (self.copy_button, self.csv_button, self.export_button):

@@ -79,7 +79,7 @@ class PretrainWidget(QWidget):
         layout.addStretch()
         footer.addLayout(self.job.button_row())
         footer.addWidget(self.progress)
-        footer.addWidget(self.status)
+        footer.addWidget(self.job.status_area)
 
         self.browse.clicked.connect(self._browse)
         self.method_combo.currentTextChanged.connect(self._method_changed)

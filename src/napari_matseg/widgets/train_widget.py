@@ -123,7 +123,7 @@ class AnnotateTrainWidget(QWidget):
         layout.addStretch()
         footer.addLayout(self.job.button_row())
         footer.addWidget(self.progress)
-        footer.addWidget(self.status)
+        footer.addWidget(self.job.status_area)
 
         self.new_layer_button.clicked.connect(self.new_scribble_layer)
         self.suggest_button.clicked.connect(lambda: self.suggest_regions())
