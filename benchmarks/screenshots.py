@@ -80,11 +80,7 @@ def main(argv=None):
     viewer.screenshot(str(args.out / "widgets.png"), canvas_only=False)
     _, measure = viewer.window.add_plugin_dock_widget("napari-matseg", "Measure", tabify=True)
     measure.pixel_size.setValue(0.0286)
-    for i in range(measure.particles_list.count()):
-        if measure.particles_list.item(i).text() == "M/A":
-            from qtpy.QtCore import Qt
-
-            measure.particles_list.item(i).setCheckState(Qt.Checked)
+    measure.particles_list.set_checked("M/A", True)
     measure.measure()
     while measure.job.running:
         app.processEvents()

@@ -39,6 +39,19 @@ def fast_config():
 
 
 @pytest.fixture
+def files(tmp_path, micrograph, scribbles):
+    """A folder with the synthetic micrograph (img.png), its strokes (strokes.png) and its truth
+    numbered 1..3 (truth.png), as a user would have them on disk."""
+    from PIL import Image
+
+    image, truth = micrograph
+    Image.fromarray(image).save(tmp_path / "img.png")
+    Image.fromarray(scribbles.astype(np.uint8)).save(tmp_path / "strokes.png")
+    Image.fromarray((truth + 1).astype(np.uint8)).save(tmp_path / "truth.png")
+    return tmp_path
+
+
+@pytest.fixture
 def small_recipe(monkeypatch):
     """Make the default fine-tuning recipe small (64-px crops, 4 per step, a validation pass
     every 5 steps) wherever the command line and the API build it, so end-to-end tests of the

@@ -23,15 +23,6 @@ from napari_matseg.core.imageio import read_image, read_labels, write_labels
 from napari_matseg.core.normalize import PercentileNormalizer
 
 
-@pytest.fixture
-def files(tmp_path, micrograph, scribbles):
-    image, truth = micrograph
-    Image.fromarray(image).save(tmp_path / "img.png")
-    Image.fromarray(scribbles.astype(np.uint8)).save(tmp_path / "strokes.png")
-    Image.fromarray((truth + 1).astype(np.uint8)).save(tmp_path / "truth.png")
-    return tmp_path
-
-
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory, trained):
     path = tmp_path_factory.mktemp("model") / "m.matseg"

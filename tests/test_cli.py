@@ -11,15 +11,6 @@ from napari_matseg.core.bundle import load_bundle
 from napari_matseg.core.cleanup import class_regions, remove_small_regions
 
 
-@pytest.fixture
-def files(tmp_path, micrograph, scribbles):
-    image, truth = micrograph
-    Image.fromarray(image).save(tmp_path / "img.png")
-    Image.fromarray(scribbles.astype(np.uint8)).save(tmp_path / "strokes.png")
-    Image.fromarray((truth + 1).astype(np.uint8)).save(tmp_path / "truth.png")
-    return tmp_path
-
-
 def test_finetune_predict_evaluate_end_to_end(files, capsys, small_recipe):
     model = files / "m.matseg"
     assert main(["finetune", str(files / "img.png"), str(files / "strokes.png"), "-o", str(model),

@@ -169,12 +169,7 @@ def test_user_mistakes_become_notifications(viewer_with_image, qtbot, monkeypatc
 
 def test_removing_the_image_stops_training(viewer_with_image, qtbot, fast_training):
     viewer, _, truth = viewer_with_image
-    train = AnnotateTrainWidget(viewer)
-    _paint(train.new_scribble_layer(), truth)
-    train.classes.add_class()
-    train.steps.setValue(100_000)
-    worker = train.start_training()
-    qtbot.waitUntil(lambda: train.tuner is not None and train.tuner.steps_done >= 2, timeout=30_000)
+    train, worker = _start_long_training(viewer, truth, qtbot)
     with qtbot.waitSignal(worker.finished, timeout=30_000):
         viewer.layers.remove("steel")
     assert train.worker is None
@@ -491,7 +486,7 @@ def test_training_on_two_images_and_where_to_paint_next(viewer_with_image, qtbot
     train.next_region()
     assert tuple(viewer.camera.center) != before or len(train._regions) == 1
     assert train.estimate.text().startswith("≈ ")
-    train._ticks["second"] = False
+    train.training_list.set_checked("second", False)
     assert train.training_images() == ["steel"], "an untick is kept"
 
 

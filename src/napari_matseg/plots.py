@@ -34,19 +34,24 @@ def fraction_figure(report):
     return figure
 
 
+def _histogram(values: np.ndarray, colour: str, xlabel: str, ylabel: str, title: str):
+    figure, ax = _figure()
+    if len(values):
+        ax.hist(values, bins=min(40, max(5, len(values) // 5)), color=colour, edgecolor="black",
+                linewidth=0.5)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    return figure
+
+
 def particle_figure(report, name: str):
     """Return the histogram of the equivalent circle diameters of whole particles of ``name``."""
     rows = [r for r in report.particle_rows.get(name, []) if not r["at edge"]]
     key = next((k for k in (rows[0] if rows else {}) if k.startswith("ecd")), "ecd (px)")
     values = np.array([r[key] for r in rows], float)
-    figure, ax = _figure()
-    if len(values):
-        ax.hist(values, bins=min(40, max(5, len(values) // 5)), color="#1f77b4", edgecolor="black",
-                linewidth=0.5)
-    ax.set_xlabel(f"equivalent circle diameter {key[3:]}")
-    ax.set_ylabel("particles")
-    ax.set_title(f"{name}: {len(values)} whole particles")
-    return figure
+    return _histogram(values, "#1f77b4", f"equivalent circle diameter {key[3:]}", "particles",
+                      f"{name}: {len(values)} whole particles")
 
 
 def intercept_figure(report):
@@ -54,14 +59,8 @@ def intercept_figure(report):
     lengths = np.concatenate([m.grains.intercept_lengths for m in report.images if m.grains is not None]
                              or [np.zeros(0)])
     unit = "µm" if all(m.pixel_size for m in report.images) else "px"
-    figure, ax = _figure()
-    if len(lengths):
-        ax.hist(lengths, bins=min(40, max(5, len(lengths) // 5)), color="#2ca02c", edgecolor="black",
-                linewidth=0.5)
-    ax.set_xlabel(f"intercept length ({unit})")
-    ax.set_ylabel("intercepts")
-    ax.set_title(f"Grain intercepts: {len(lengths)}")
-    return figure
+    return _histogram(lengths, "#2ca02c", f"intercept length ({unit})", "intercepts",
+                      f"Grain intercepts: {len(lengths)}")
 
 
 def report_figures(report) -> dict:

@@ -117,7 +117,6 @@ class FinetuneJob(Job):
             yield JobEvent(EventKind.PREVIEW, 0.0, previews=previews, name="quick",
                            message=f"quick preview (filter-bank forest{held}); the network trains…")
         began = time.perf_counter()
-        done = None
         network_shown = quick_accuracy is None
         for event in tuner.run(preview=self.preview):
             if event.kind == "step":
@@ -135,8 +134,6 @@ class FinetuneJob(Job):
                 if event.previews and network_shown:
                     yield JobEvent(EventKind.PREVIEW, event.progress, step=event.step,
                                    previews=event.previews, elapsed=event.elapsed, name="network")
-            elif event.kind == "done":
-                done = event
         bundle = tuner.to_bundle(start.class_names, start.class_colours)
         if start.warm_start is not None:
             bundle.provenance["warm_start"] = start.warm_start

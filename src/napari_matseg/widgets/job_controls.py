@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Callable
 
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QSize, Qt
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton,
                             QScrollArea, QSizePolicy, QWidget)
 

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
-                            QListWidget, QListWidgetItem, QMessageBox, QPushButton, QTableWidget,
-                            QTableWidgetItem, QTabWidget, QWidget)
+                            QMessageBox, QPushButton, QTableWidget, QTableWidgetItem, QTabWidget,
+                            QWidget)
 
 from .. import api
 from ..core.calibration import Calibration, calibration_from_line
 from ..core.errors import MatsegError
+from .check_list import CheckList
 from .job_controls import JobControls
 from .layers import CLASSES_KEY, IMAGE_KEY, ROLE_KEY, layer_pixel_size, micrograph_layers
 from .scrolling import scrolling_layout, shrinkable_combo
@@ -39,9 +39,7 @@ class MeasureWidget(QWidget):
         self.viewer = napari_viewer
         self.registry = registry_for(napari_viewer)
         self.report: api.MeasureReport | None = None
-        self._ticks: dict[str, bool] = {}
-        self.layers_list = QListWidget()
-        self.layers_list.setMaximumHeight(80)
+        self.layers_list = CheckList(80)
         self.pixel_size = QDoubleSpinBox()
         self.pixel_size.setDecimals(5)
         self.pixel_size.setRange(0, 1e4)
@@ -56,8 +54,7 @@ class MeasureWidget(QWidget):
         self.scale_button.setToolTip("Draw a line along the image's scale bar in a Shapes layer "
                                      "(select it), type the bar's length, then press this")
         self.boundary_combo = shrinkable_combo()
-        self.particles_list = QListWidget()
-        self.particles_list.setMaximumHeight(70)
+        self.particles_list = CheckList(70, default=lambda name: False)
         self.job = JobControls(self, "Measure", "Measurement", "predict phases, then Measure",
                                plot=False, save=False)
         self.measure_button, self.progress, self.status = (self.job.start_button, self.job.progress,
@@ -99,7 +96,7 @@ class MeasureWidget(QWidget):
         self.measure_button.clicked.connect(lambda: self.measure())
         self.export_button.clicked.connect(lambda: self.export())
         self.scale_button.clicked.connect(lambda: self.scale_from_line())
-        self.layers_list.itemChanged.connect(self._ticked)
+        self.layers_list.itemChanged.connect(lambda _: self._refresh_classes())
         events = self.viewer.layers.events
         for ev in (events.inserted, events.removed):
             ev.connect(self._refresh)
@@ -108,14 +105,7 @@ class MeasureWidget(QWidget):
 
     # inputs ---------------------------------------------------------------------------------
     def _refresh(self, *_):
-        self.layers_list.blockSignals(True)
-        self.layers_list.clear()
-        for layer in phases_layers(self.viewer):
-            item = QListWidgetItem(layer.name)
-            item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
-            item.setCheckState(Qt.Checked if self._ticks.get(layer.name, True) else Qt.Unchecked)
-            self.layers_list.addItem(item)
-        self.layers_list.blockSignals(False)
+        self.layers_list.set_items([layer.name for layer in phases_layers(self.viewer)])
         current = self.image_combo.currentText()
         self.image_combo.clear()
         self.image_combo.addItems([layer.name for layer in micrograph_layers(self.viewer)])
@@ -123,15 +113,9 @@ class MeasureWidget(QWidget):
             self.image_combo.setCurrentText(current)
         self._refresh_classes()
 
-    def _ticked(self, item):
-        self._ticks[item.text()] = item.checkState() == Qt.Checked
-        self._refresh_classes()
-
     def selected_layers(self):
-        return [self.viewer.layers[self.layers_list.item(i).text()]
-                for i in range(self.layers_list.count())
-                if self.layers_list.item(i).checkState() == Qt.Checked
-                and self.layers_list.item(i).text() in self.viewer.layers]
+        return [self.viewer.layers[name] for name in self.layers_list.checked()
+                if name in self.viewer.layers]
 
     def class_names(self) -> list[str]:
         layers = self.selected_layers()
@@ -144,19 +128,11 @@ class MeasureWidget(QWidget):
         self.boundary_combo.addItems([NO_CLASS] + names)
         if boundary in names:
             self.boundary_combo.setCurrentText(boundary)
-        ticked = {self.particles_list.item(i).text() for i in range(self.particles_list.count())
-                  if self.particles_list.item(i).checkState() == Qt.Checked}
-        self.particles_list.clear()
-        for name in names:
-            item = QListWidgetItem(name)
-            item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
-            item.setCheckState(Qt.Checked if name in ticked else Qt.Unchecked)
-            self.particles_list.addItem(item)
+        self.particles_list.set_items(names)
 
     def options(self) -> api.MeasureOptions:
         boundary = self.boundary_combo.currentText()
-        particles = tuple(self.particles_list.item(i).text() for i in range(self.particles_list.count())
-                          if self.particles_list.item(i).checkState() == Qt.Checked)
+        particles = tuple(self.particles_list.checked())
         return api.MeasureOptions(grain_boundaries=None if boundary in ("", NO_CLASS) else boundary,
                                   particles=particles, pixel_size=self.pixel_size.value() or None)
 

@@ -6,15 +6,14 @@ from pathlib import Path
 
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (QCheckBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
-                            QLineEdit, QListWidget, QListWidgetItem, QMessageBox, QPushButton,
-                            QWidget)
+                            QLineEdit, QMessageBox, QPushButton, QWidget)
 
 from .. import api
 from ..core.bundle import AS_TRAINED
 from ..core.errors import MatsegError
 from ..core.imageio import list_images, write_labels
+from .check_list import CheckList
 from .job_controls import JobControls
 from .layers import (IMAGE_KEY, ROLE_KEY, layer_pixel_size, micrograph_layers, show_result_layer,
                      uncertainty_colormap)
@@ -36,11 +35,9 @@ class PredictInspectWidget(QWidget):
                                   and e.bundle.kind == "segmentation", expect="segmentation")
         self.model_combo = self.models.combo
         self.load_model = self.models.load
-        self._ticks: dict[str, bool] = {}  # ticks the user set; other images are ticked
         self._bundle_in_use = None
         self._output_dir: str | None = None
-        self.images = QListWidget()
-        self.images.setMaximumHeight(90)
+        self.images = CheckList(90)
         self.tta = QCheckBox("average over flips (slower, smoother)")
         self.band_check = QCheckBox("exclude the information band")
         self.band_check.setChecked(True)
@@ -93,8 +90,6 @@ class PredictInspectWidget(QWidget):
         self.csv_button.clicked.connect(lambda: self.export_csv())
         self.export_button.clicked.connect(lambda: self.export_labels())
         self.table.class_selected.connect(self.highlight_class)
-        self.images.itemChanged.connect(
-            lambda item: self._ticks.__setitem__(item.text(), item.checkState() == Qt.Checked))
         self.registry.current_changed.connect(self._current_model_changed)
         events = self.viewer.layers.events
         for ev in (events.inserted, events.removed):
@@ -114,18 +109,10 @@ class PredictInspectWidget(QWidget):
 
     def _refresh_images(self, *_) -> None:
         """List the image layers; a newly opened one is ticked, the user's unticks are kept."""
-        self.images.blockSignals(True)
-        self.images.clear()
-        for layer in micrograph_layers(self.viewer):
-            item = QListWidgetItem(layer.name)
-            item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
-            item.setCheckState(Qt.Checked if self._ticks.get(layer.name, True) else Qt.Unchecked)
-            self.images.addItem(item)
-        self.images.blockSignals(False)
+        self.images.set_items([layer.name for layer in micrograph_layers(self.viewer)])
 
     def selected_images(self) -> list[str]:
-        return [self.images.item(i).text() for i in range(self.images.count())
-                if self.images.item(i).checkState() == Qt.Checked]
+        return self.images.checked()
 
     def bundle(self):
         entry = self.models.entry()

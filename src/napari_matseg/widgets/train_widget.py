@@ -8,14 +8,14 @@ import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                            QListWidget, QListWidgetItem, QPushButton, QSpinBox, QVBoxLayout,
-                            QWidget)
+                            QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from .. import api
 from ..core.bundle import AS_TRAINED
 from ..core.errors import MatsegError
 from ..core.infoband import detect_info_band
 from ..core.imageio import to_grey
+from .check_list import CheckList
 from .class_table import ClassTableWidget
 from .job_controls import JobControls
 from .layers import (apply_classes, centre_on, class_table, default_classes, image_scribbles,
@@ -47,7 +47,6 @@ class AnnotateTrainWidget(QWidget):
         self._training_images: list[str] = []
         self._training_layers: set[str] = set()
         self._classes_for_run: list[dict] = []
-        self._ticks: dict[str, bool] = {}  # ticks the user set; others: ticked when painted
         self._seconds_per_step: float | None = None  # measured at the last run
         self._regions: list[tuple[str, object]] = []  # (image, region) to paint next, best first
         self._region_index = -1
@@ -57,8 +56,7 @@ class AnnotateTrainWidget(QWidget):
         self.scribble_combo = shrinkable_combo()
         self.new_layer_button = QPushButton("New scribble layer")
         self.new_layer_button.setToolTip("Add an empty Labels layer to paint on the chosen image")
-        self.training_list = QListWidget()
-        self.training_list.setMaximumHeight(84)
+        self.training_list = CheckList(84, default=self._has_strokes)
         self.training_list.setToolTip("Images whose strokes train the model; images with strokes "
                                       "are ticked when they appear")
         self.classes = ClassTableWidget()
@@ -133,7 +131,6 @@ class AnnotateTrainWidget(QWidget):
         self.save_button.clicked.connect(lambda: self.save_model())
         self.image_combo.currentTextChanged.connect(self._image_changed)
         self.scribble_combo.currentTextChanged.connect(self._scribbles_changed)
-        self.training_list.itemChanged.connect(self._tick_changed)
         self.band_check.toggled.connect(lambda _: self._image_changed(self.image_combo.currentText()))
         self.classes.changed.connect(self._classes_edited)
         self.model_combo.currentTextChanged.connect(self._start_changed)
@@ -175,34 +172,27 @@ class AnnotateTrainWidget(QWidget):
                         [layer.name for layer in scribble_layers(self.viewer, self.image_combo.currentText())])
         self._refresh_training_list()
 
+    def _has_strokes(self, image_name: str) -> bool:
+        layer = self._scribbles_of(image_name)
+        return layer is not None and painted_pixels(layer) > 0
+
     def _refresh_training_list(self, *_):
         """List every image that has a scribble layer, with its painted pixels; ticked: as the
         user set it, else when it has strokes."""
-        self.training_list.blockSignals(True)
-        self.training_list.clear()
+        names, texts, tips = [], [], []
         for image in micrograph_layers(self.viewer):
             layer = self._scribbles_of(image.name)
-            if layer is None:
-                continue
-            painted = painted_pixels(layer)
-            item = QListWidgetItem(f"{image.name} · {painted:,} px")
-            item.setToolTip(f"{painted:,} pixels painted in '{layer.name}'")
-            item.setData(Qt.UserRole, image.name)
-            item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
-            ticked = self._ticks.get(image.name, painted > 0)
-            item.setCheckState(Qt.Checked if ticked else Qt.Unchecked)
-            self.training_list.addItem(item)
-        self.training_list.blockSignals(False)
-
-    def _tick_changed(self, item: QListWidgetItem) -> None:
-        """Remember the user's tick; images never touched follow their strokes."""
-        self._ticks[item.data(Qt.UserRole)] = item.checkState() == Qt.Checked
+            if layer is not None:
+                painted = painted_pixels(layer)
+                names.append(image.name)
+                texts.append(f"{image.name} · {painted:,} px")
+                tips.append(f"{painted:,} pixels painted in '{layer.name}'")
+        self.training_list.set_items(names, texts, tips)
 
     def training_images(self) -> list[str]:
         """Return the names of the ticked images (refreshing the painted counts first)."""
         self._refresh_training_list()
-        return [self.training_list.item(i).data(Qt.UserRole) for i in range(self.training_list.count())
-                if self.training_list.item(i).checkState() == Qt.Checked]
+        return self.training_list.checked()
 
     def _scribbles_of(self, image_name: str):
         preferred = (self.scribble_combo.currentText()
