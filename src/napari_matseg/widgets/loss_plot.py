@@ -9,12 +9,16 @@ from qtpy.QtGui import QColor, QPainter, QPen
 from qtpy.QtWidgets import QWidget
 
 
+TRAIN_COLOUR = QColor(90, 170, 255)
+HELD_OUT_COLOUR = QColor(255, 160, 60)
+
+
 class LossPlot(QWidget):
     """Shows training loss (line) and held-out loss (dots) against the step."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.setMinimumHeight(70)
+        self.setMinimumHeight(80)
         self.train: list[tuple[int, float]] = []
         self.val: list[tuple[int, float]] = []
 
@@ -40,19 +44,29 @@ class LossPlot(QWidget):
             painter.setPen(QColor(160, 160, 160))
             painter.drawText(self.rect(), Qt.AlignCenter, "loss appears here during training")
             return
-        w, h, m = self.width(), self.height(), 6
+        w, h, m, legend = self.width(), self.height(), 6, 16
         xmax = max(s for s, _ in points) or 1
         ymax = max(v for _, v in points) or 1
 
         def to_xy(step, value):
-            return QPointF(m + (w - 2 * m) * step / xmax, h - m - (h - 2 * m) * value / ymax)
+            top, bottom = legend + m, h - m
+            return QPointF(m + (w - 2 * m) * step / xmax, bottom - (bottom - top) * value / ymax)
 
-        painter.setPen(QPen(QColor(90, 170, 255), 1.5))
+        painter.setPen(QPen(TRAIN_COLOUR, 1.5))
         pts = [to_xy(s, v) for s, v in self.train]
         for a, b in zip(pts, pts[1:]):
             painter.drawLine(a, b)
-        painter.setPen(QPen(QColor(255, 160, 60), 4))
+        painter.setPen(QPen(HELD_OUT_COLOUR, 4))
         for s, v in self.val:
             painter.drawPoint(to_xy(s, v))
+        # the legend sits in its own band above the curves, in the curves' colours
+        y = m + 9
+        painter.setPen(QPen(TRAIN_COLOUR, 1.5))
+        painter.drawLine(QPointF(m, y - 3), QPointF(m + 14, y - 3))
         painter.setPen(QColor(200, 200, 200))
-        painter.drawText(m, m + 10, f"loss (max {ymax:.2f}) · held-out strokes ●")
+        painter.drawText(m + 18, y, f"training loss (max {ymax:.2f})")
+        x = m + 18 + painter.fontMetrics().horizontalAdvance(f"training loss (max {ymax:.2f})") + 14
+        painter.setPen(QPen(HELD_OUT_COLOUR, 5))
+        painter.drawPoint(QPointF(x, y - 3))
+        painter.setPen(QColor(200, 200, 200))
+        painter.drawText(int(x + 8), y, "held-out strokes")
