@@ -57,6 +57,19 @@ def check_choice(name: str, value, choices) -> object:
     return value
 
 
+def check_training_batch(budget, batch_size, crop_size, min_batch: int = 1) -> None:
+    """Check what every training loop takes: a :class:`~.budget.Budget`, a batch of at least
+    ``min_batch`` crops, and crops whose side is a multiple of 32 (the encoders' stride)."""
+    from .budget import Budget
+
+    if not isinstance(budget, Budget):
+        raise InputError(f"the budget must be a Budget, got {budget!r}")
+    check_int("the batch size", batch_size, min_batch, 65536)
+    check_int("the crop size", crop_size, 32, 4096)
+    if crop_size % 32:
+        raise InputError(f"the crop size must be a multiple of 32, got {crop_size}")
+
+
 def check_info_band(value) -> int | str | None:
     """Return a valid information-band setting: ``"auto"``, ``None``/0 (none) or a row count."""
     if value is None or value == "auto":

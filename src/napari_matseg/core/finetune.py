@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from .augment import AugmentConfig
 from .budget import Budget
-from .checks import check_float, check_int
+from .checks import check_float, check_int, check_training_batch
 from .device import fast_layout, pick_device, seed_everything
 from .diagnosis import TrainingDiagnosis, diagnose_training
 from .errors import InputError
@@ -66,12 +66,7 @@ class FinetuneConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self):
-        if not isinstance(self.budget, Budget):
-            raise InputError(f"the budget must be a Budget, got {self.budget!r}")
-        check_int("the batch size", self.batch_size, 1, 1024)
-        check_int("the crop size", self.crop_size, 32, 4096)
-        if self.crop_size % 32:
-            raise InputError(f"the crop size must be a multiple of 32, got {self.crop_size}")
+        check_training_batch(self.budget, self.batch_size, self.crop_size)
         for name in ("encoder_lr", "decoder_lr", "weight_decay", "balance_power", "entropy_weight"):
             check_float(name.replace("_", " "), getattr(self, name), 0, 10)
         check_float("the label smoothing", self.label_smoothing, 0, 1)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..budget import Budget
-from ..checks import check_float, check_int
+from ..checks import check_float, check_int, check_training_batch
 from ..device import seed_everything
 from ..encoders import DEFAULT_ENCODER
 from ..errors import InputError
@@ -64,12 +64,7 @@ class PretrainConfig:
         elif not isinstance(self.options, spec.options):
             raise InputError(f"{self.method} takes {spec.options.__name__} options, "
                              f"not {type(self.options).__name__}")
-        if not isinstance(self.budget, Budget):
-            raise InputError(f"the budget must be a Budget, got {self.budget!r}")
-        check_int("the batch size", self.batch_size, 2, 65536)
-        check_int("the crop size", self.crop_size, 32, 4096)
-        if self.crop_size % 32:
-            raise InputError(f"the crop size must be a multiple of 32, got {self.crop_size}")
+        check_training_batch(self.budget, self.batch_size, self.crop_size, min_batch=2)
         if self.lr is not None:
             check_float("the learning rate", self.lr, 0, 10, strict_minimum=True)
         if self.weight_decay is not None:
