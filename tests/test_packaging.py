@@ -41,3 +41,10 @@ def test_sample_data_loads():
     (data, meta, kind), = ni_superalloy()
     assert kind == "image" and data.shape == (512, 512) and data.dtype.name == "uint8"
     assert "MIT" in meta["metadata"]["source"]
+
+
+def test_an_editable_install_finds_the_manifest():
+    """npe2 looks for napari.yaml inside the package; in an editable install the package is
+    src/napari_matseg, so the manifest must be reachable there too (a link to the top-level one)."""
+    inside = ROOT / "src" / "napari_matseg" / "napari.yaml"
+    assert inside.read_text() == (ROOT / "napari.yaml").read_text()
