@@ -263,7 +263,9 @@ def summarise(rows):
     for dataset, placement, method, rnd in keys:
         rs = [r for r in rows if (r["dataset"], r["placement"], r["method"], r["round"])
               == (dataset, placement, method, rnd)]
+        pooled = np.sum([np.asarray(r["confusion"]) for r in rs], axis=0)
         table.append({"dataset": dataset, "placement": placement, "method": method, "round": rnd,
+                      "iou_per_class_pooled": score(pooled).iou.tolist(),
                       "n": len(rs), "test_miou_mean": float(np.mean([r["test_miou"] for r in rs])),
                       "test_miou_std": float(np.std([r["test_miou"] for r in rs])),
                       "a_unpainted_miou_mean": float(np.mean([r["a_unpainted_miou"] for r in rs])),
@@ -273,13 +275,15 @@ def summarise(rows):
 
 
 def print_table(table):
-    print("\n| data | placement | method | round | n | test mIoU (mean ± std) | A unpainted mIoU | fit s | steps |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n| data | placement | method | round | n | test mIoU (mean ± std) | A unpainted mIoU | "
+          "test IoU per class (pooled) | fit s | steps |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for t in table:
         steps = "–" if t["steps_mean"] is None else f"{t['steps_mean']:.0f}"
+        iou = " ".join("–" if not np.isfinite(v) else f"{v:.2f}" for v in t["iou_per_class_pooled"])
         print(f"| {t['dataset']} | {t['placement']} | {t['method']} | {t['round']} ({ROUNDS[t['round']]}) "
               f"| {t['n']} | {t['test_miou_mean']:.3f} ± {t['test_miou_std']:.3f} | "
-              f"{t['a_unpainted_miou_mean']:.3f} | {t['fit_seconds_mean']:.0f} | {steps} |")
+              f"{t['a_unpainted_miou_mean']:.3f} | {iou} | {t['fit_seconds_mean']:.0f} | {steps} |")
 
 
 def main(argv=None):
@@ -298,7 +302,12 @@ def main(argv=None):
                    help="learning-rate factor of continuing rounds (default: the package's)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "interactive.json")
+    p.add_argument("--table-only", action="store_true",
+                   help="print the table of the runs already in --out, without running anything")
     args = p.parse_args(argv)
+    if args.table_only:
+        print_table(summarise(json.loads(args.out.read_text())["runs"]))
+        return
     torch.set_num_threads(args.threads)
     splits = [] if args.nasa_only else [metaldam_split(f) for f in args.folds]
     if not args.no_nasa:
