@@ -76,6 +76,9 @@ def test_train_preview_and_phase_table(viewer_with_image, qtbot, fast_training, 
     for row, name in enumerate(names):
         train.classes.table.item(row, 0).setText(name)
     assert [c["name"] for c in scribbles.metadata[CLASSES_KEY]] == names
+    train.classes.table.setCurrentCell(2, 0)
+    assert scribbles.selected_label == 3, "picking a class by name paints it"
+    assert scribbles.get_status((1, 1), world=True)["coordinates"].endswith("class: unlabelled")
     painted = _paint(scribbles, truth)
     train.steps.setValue(5)
     worker = train.start_training()

@@ -11,9 +11,11 @@ from ..core.bundle import default_colours
 
 
 class ClassTableWidget(QWidget):
-    """Rows of (label value, name, colour); emits ``changed`` with the class list on edits."""
+    """Rows of (label value, name, colour); emits ``changed`` with the class list on edits and
+    ``chosen`` with a row's label when the user picks it (to paint that class)."""
 
     changed = Signal(list)
+    chosen = Signal(int)  # the label (1..K) of the row the user picked
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -23,6 +25,8 @@ class ClassTableWidget(QWidget):
         self.table.setMinimumHeight(120)
         self.table.setMaximumHeight(170)
         self.table.itemChanged.connect(lambda *_: self._emit())
+        self.table.currentCellChanged.connect(
+            lambda row, *_: self.chosen.emit(row + 1) if row >= 0 and not self._loading else None)
         self.add_button = QPushButton("+ class")
         self.remove_button = QPushButton("− class")
         self.add_button.clicked.connect(self.add_class)

@@ -100,7 +100,7 @@ class AnnotateTrainWidget(QWidget):
         form.addRow("train on", self.training_list)
         form.addRow(self.band_check)
         form.addRow(self.band_label)
-        classes = QGroupBox("Classes (label 1, 2, …)")
+        classes = QGroupBox("Classes (label 1, 2, …; pick a row to paint it)")
         QVBoxLayout(classes).addWidget(self.classes)
         train = QGroupBox("Training")
         tform = QFormLayout(train)
@@ -133,6 +133,7 @@ class AnnotateTrainWidget(QWidget):
         self.scribble_combo.currentTextChanged.connect(self._scribbles_changed)
         self.band_check.toggled.connect(lambda _: self._image_changed(self.image_combo.currentText()))
         self.classes.changed.connect(self._classes_edited)
+        self.classes.chosen.connect(self._paint_class)
         self.model_combo.currentTextChanged.connect(self._start_changed)
         self.registry.current_changed.connect(lambda entry: self.models.select(entry.name))
         events = self.viewer.layers.events
@@ -245,6 +246,14 @@ class AnnotateTrainWidget(QWidget):
         """One class table serves every scribble layer (and the phases layers of training)."""
         for layer in scribble_layers(self.viewer):
             apply_classes(layer, classes)
+
+    def _paint_class(self, label: int) -> None:
+        """Paint with the class picked in the table (napari's own picker shows only numbers)."""
+        layer = self.scribble_layer()
+        if layer is not None:
+            layer.selected_label = label
+            layer.mode = "paint"
+            self.viewer.layers.selection.active = layer
 
     def _start_changed(self, _name: str) -> None:
         """Show the start model's classes and the budget the API would use from it."""
