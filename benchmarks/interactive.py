@@ -264,8 +264,11 @@ def summarise(rows):
         rs = [r for r in rows if (r["dataset"], r["placement"], r["method"], r["round"])
               == (dataset, placement, method, rnd)]
         pooled = np.sum([np.asarray(r["confusion"]) for r in rs], axis=0)
+        pooled_score = score(pooled)
         table.append({"dataset": dataset, "placement": placement, "method": method, "round": rnd,
-                      "iou_per_class_pooled": score(pooled).iou.tolist(),
+                      "iou_per_class_pooled": pooled_score.iou.tolist(),
+                      "predicted_fractions_pooled": pooled_score.predicted_fractions.tolist(),
+                      "true_fractions_pooled": pooled_score.true_fractions.tolist(),
                       "n": len(rs), "test_miou_mean": float(np.mean([r["test_miou"] for r in rs])),
                       "test_miou_std": float(np.std([r["test_miou"] for r in rs])),
                       "a_unpainted_miou_mean": float(np.mean([r["a_unpainted_miou"] for r in rs])),
