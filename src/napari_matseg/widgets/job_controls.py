@@ -160,8 +160,8 @@ class JobControls:
         text = f"done: {event.message}"
         if event.warnings:
             text += "\nCheck before trusting it:\n• " + "\n• ".join(event.warnings)
-            show_warning(f"napari-matseg: {self.what.lower()} finished with "
-                         f"{len(event.warnings)} warning(s); read them in the dock's status area.")
+            count = len(event.warnings)
+            show_warning(f"MatSeg: {count} warning{'s' if count > 1 else ''}, see the dock")
         self.status.setText(text)
 
     def _errored(self, exc: Exception) -> None:
