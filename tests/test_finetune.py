@@ -71,7 +71,7 @@ def test_a_time_cap_ends_training_and_says_so(micrograph, scribbles, fast_config
     tuner = tune(image, scribbles, replace(fast_config, budget=Budget(10_000, max_seconds=2.0)))
     *_, done = tuner.run()
     assert done.reason == "time cap"
-    assert done.elapsed < 8
+    assert done.step < 10_000 and done.elapsed < 60  # a 2 s cap, on however busy a machine
     assert "time cap of 2 s ended training after" in done.diagnosis.warnings[0]
     assert "of 10000 steps" in done.diagnosis.warnings[0]
 
