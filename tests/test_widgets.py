@@ -493,6 +493,27 @@ def test_training_on_two_images_and_where_to_paint_next(viewer_with_image, qtbot
     assert train.training_images() == ["steel"], "an untick is kept"
 
 
+def test_the_outline_layer_is_refilled_in_place(make_napari_viewer):
+    from napari_matseg.core.guidance import PaintRegion
+    from napari_matseg.widgets.layers import show_guidance
+
+    viewer = make_napari_viewer()
+    image = viewer.add_image(np.zeros((100, 120), np.float32), name="steel")
+
+    def regions(n):
+        return [PaintRegion(box=(5 + 15 * i, 5, 15 + 15 * i, 30), centre=(10 + 15 * i, 17), area=200,
+                            mean_uncertainty=0.5, mask=None) for i in range(n)]
+
+    first = show_guidance(viewer, image, regions(4))
+    assert first.name == "steel paint here" and len(first.data) == 4
+    again = show_guidance(viewer, image, regions(2))
+    assert again is first and len(first.data) == 2
+    assert list(first.features["rank"]) == ["1", "2"]
+    np.testing.assert_allclose(first.data[1].min(axis=0), [19.5, 4.5])
+    assert show_guidance(viewer, image, []) is first and len(first.data) == 0
+    assert [layer.name for layer in viewer.layers].count("steel paint here") == 1
+
+
 def test_a_calibrated_tiff_opens_with_its_scale(make_napari_viewer, tmp_path):
     import tifffile
 

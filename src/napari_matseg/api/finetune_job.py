@@ -97,7 +97,7 @@ class FinetuneJob(Job):
         for i, item in enumerate(self.images):
             yield JobEvent(EventKind.READING, progress=0.0, name=item.name,
                            message=f"preparing {item.name} ({i + 1} of {len(self.images)})")
-        tuner = Finetuner(self.images, num_classes=len(start.class_names), model=start.model,
+        tuner = Finetuner(self.images, num_classes=len(start.class_names), model=start.training_model(),
                           config=config, preprocess=start.preprocess,
                           model_config=self.model_config, pretrained=start.pretrained,
                           steps_before=start.steps_before, encoder_weights=self.encoder_weights)
@@ -200,6 +200,6 @@ def finetune(images, class_names: Sequence[str] | None = None,
     budget = budget or default_finetune_budget(point.continuing)
     config = replace(config, budget=budget, device=device if device != "auto" else config.device)
     model_config = ModelConfig(encoder=check_encoder_name(encoder)) if encoder else None
-    if model_config is not None and point.model is not None:
+    if model_config is not None and (point.model is not None or point.continuing):
         raise InputError("a new encoder cannot be chosen when continuing a trained model")
     return FinetuneJob(annotated, point, config, preview, model_config, encoder_weights)

@@ -19,16 +19,18 @@ DEFAULT_START = "ImageNet EfficientNet-Lite0 (default)"
 
 @dataclass
 class StartingPoint:
-    """What :class:`~napari_matseg.core.Finetuner` needs to begin: a copy of a trained model to
-    continue (``model``), or a pretrained bundle whose encoder it takes (``pretrained``), or
-    neither (a new ImageNet-initialised model); the preprocessing to keep, the steps behind the
-    model, and the class names and colours."""
+    """What :class:`~napari_matseg.core.Finetuner` needs to begin: a trained model to continue
+    (``continue_from``, copied by :meth:`training_model` in the worker, so the GUI thread never
+    pays for the copy), a network to train as it is (``model``), or a pretrained bundle whose
+    encoder it takes (``pretrained``), or none of these (a new ImageNet-initialised model); the
+    preprocessing to keep, the steps behind the model, and the class names and colours."""
 
     description: str
     class_names: list[str]
     class_colours: list[str]
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     model: SegmentationModel | None = None
+    continue_from: SegmentationModel | None = None
     pretrained: ModelBundle | None = None
     steps_before: int = 0
     warm_start: dict | None = None
@@ -36,7 +38,14 @@ class StartingPoint:
     @property
     def continuing(self) -> bool:
         """True when training continues a trained segmentation model."""
-        return self.model is not None
+        return self.continue_from is not None
+
+    def training_model(self) -> SegmentationModel | None:
+        """Return the network to train: a fresh copy of ``continue_from`` (the original is never
+        trained in place), else ``model`` (None: the fine-tune builds a new one)."""
+        if self.continue_from is not None:
+            return copy.deepcopy(self.continue_from)
+        return self.model
 
 
 def as_bundle(start: ModelBundle | str | Path | None) -> ModelBundle | None:
@@ -85,7 +94,7 @@ def resolve_start(start: ModelBundle | str | Path | None, painted_classes: int,
                              f"{count} classes")
         preprocess = bundle.preprocess if scale is None else replace(bundle.preprocess, scale=scale)
         return StartingPoint(f"continuing {label or 'a trained model'} ({bundle.trained_steps} steps)",
-                             names, colours, preprocess, copy.deepcopy(bundle.model),
+                             names, colours, preprocess, continue_from=bundle.model,
                              steps_before=bundle.trained_steps, warm_start=dict(bundle.provenance))
     count = max(painted_classes, len(class_names or []), 2)
     names, colours = _classes(class_names, class_colours, count)

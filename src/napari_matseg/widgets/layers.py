@@ -176,27 +176,33 @@ def layer_pixel_size(layer) -> float | None:
 
 def show_guidance(viewer, image_layer, regions):
     """Outline ``regions`` (:class:`~napari_matseg.core.guidance.PaintRegion`, most worth first)
-    on ``image_layer`` in a Shapes layer "<image> paint here", numbered 1, 2, ...; remove it when
-    there are none. Returns the layer or None."""
+    on ``image_layer`` in a Shapes layer "<image> paint here", numbered 1, 2, ...; an existing
+    outline layer is refilled in place (adding or removing a layer stalls the GUI thread for a few
+    hundred ms under software OpenGL; refilling takes tens) and emptied when there are none.
+    Returns the layer or None."""
+    import pandas as pd
+
     name = f"{image_layer.name} paint here"
     existing = viewer.layers[name] if name in viewer.layers else None
     if existing is not None and existing.metadata.get(ROLE_KEY) != "guidance":
         return None
-    if existing is not None:
-        viewer.layers.remove(existing)
-    if not regions:
-        return None
     boxes = [np.array([[r.box[0] - 0.5, r.box[1] - 0.5], [r.box[2] - 0.5, r.box[3] - 0.5]])
-             for r in regions]
-    import pandas as pd
-
-    return viewer.add_shapes(boxes, shape_type="rectangle", name=name, edge_color="#ffd400",
-                             face_color="#ffd40022", edge_width=3,
-                             features=pd.DataFrame({"rank": [str(i + 1) for i in range(len(regions))]}),
-                             text={"string": "{rank}", "color": "#ffd400", "size": 14,
-                                   "anchor": "upper_left"},
+             for r in regions or []]
+    features = pd.DataFrame({"rank": [str(i + 1) for i in range(len(boxes))]})
+    style = {"edge_color": "#ffd400", "face_color": "#ffd40022", "edge_width": 3}
+    text = {"string": "{rank}", "color": "#ffd400", "size": 14, "anchor": "upper_left"}
+    if existing is not None:
+        existing.data = []
+        if boxes:
+            existing.add_rectangles(boxes, **style)
+            existing.features = features
+            existing.text = text
+        return existing
+    if not boxes:
+        return None
+    return viewer.add_shapes(boxes, shape_type="rectangle", name=name, features=features, text=text,
                              scale=image_layer.scale[-2:], translate=image_layer.translate[-2:],
-                             metadata={ROLE_KEY: "guidance", IMAGE_KEY: image_layer.name})
+                             metadata={ROLE_KEY: "guidance", IMAGE_KEY: image_layer.name}, **style)
 
 
 def centre_on(viewer, image_layer, region, context: float = 3.0) -> None:
