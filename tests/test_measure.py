@@ -174,3 +174,15 @@ def test_measure_without_a_scale_reports_pixels():
     row = report.rows[0]
     assert row["scale source"].startswith("none") and row["astm_g_planimetric"] == ""
     assert "grain mean ecd (px)" in row
+
+
+def test_plots_keep_class_names_for_their_titles_and_safe_file_stems():
+    from napari_matseg.plots import report_figures
+
+    labels = voronoi_grains((120, 160), 20, seed=2)
+    report = api.measure([("a", labels)], ["M/A", "boundary"],
+                         api.MeasureOptions(grain_boundaries="boundary", particles=("M/A",))).wait()
+    labels_by_stem = {stem: figure.get_label() for stem, figure in report_figures(report).items()}
+    assert labels_by_stem == {"phase_fractions": "phase fractions",
+                              "grain_intercepts": "grain intercepts",
+                              "particles_M_A_ecd": "M/A particles"}

@@ -554,6 +554,7 @@ def test_measure_dock_measures_phases_layers_and_sets_the_scale(make_napari_view
     row = measure.report.rows[0]
     assert row["pixel size µm"] == 0.5 and "scale bar" in row["scale source"]
     assert row["astm_g_planimetric"] != "" and measure.tabs.count() >= 3
+    assert "grain intercepts" in [measure.tabs.tabText(i) for i in range(measure.tabs.count())]
     written = measure.export(str(tmp_path / "out"))
     assert (tmp_path / "out" / "measurements.csv") in written
     assert (tmp_path / "out" / "phase_fractions.svg").is_file()

@@ -64,13 +64,17 @@ def intercept_figure(report):
 
 
 def report_figures(report) -> dict:
-    """Return the report's figures by file stem."""
+    """Return the report's figures by file stem; each figure's label (``get_label()``) names it
+    for a tab, with the class names as the user wrote them (a stem cannot hold 'M/A')."""
     figures = {"phase_fractions": fraction_figure(report)}
+    figures["phase_fractions"].set_label("phase fractions")
     if any(m.grains is not None for m in report.images):
         figures["grain_intercepts"] = intercept_figure(report)
+        figures["grain_intercepts"].set_label("grain intercepts")
     for name in report.particle_rows:
         safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
-        figures[f"particles_{safe}_ecd"] = particle_figure(report, name)
+        figure = figures[f"particles_{safe}_ecd"] = particle_figure(report, name)
+        figure.set_label(f"{name} particles")
     return figures
 
 

@@ -194,7 +194,7 @@ class MeasureWidget(QWidget):
         for stem, figure in report_figures(report).items():
             canvas = FigureCanvasQTAgg(figure)
             canvas.setMinimumHeight(200)
-            self.tabs.addTab(canvas, stem.replace("_", " "))
+            self.tabs.addTab(canvas, figure.get_label() or stem.replace("_", " "))
         self.tabs.setCurrentIndex(1)
 
     def export(self, folder: str | None = None, overwrite: bool | None = None):
