@@ -327,6 +327,18 @@ def test_stacked_docks_share_the_column_height(make_napari_viewer, qtbot):
     assert 0.3 < predict_dock.height() / total < 0.5
 
 
+def test_tabbed_docks_show_an_ampersand_not_a_mnemonic(make_napari_viewer, qtbot):
+    from qtpy.QtWidgets import QTabBar
+
+    viewer = make_napari_viewer(show=True)
+    predict_dock, _ = viewer.window.add_plugin_dock_widget("napari-matseg", "Predict & Inspect")
+    viewer.window.add_plugin_dock_widget("napari-matseg", "Measure", tabify=True)
+    qtbot.waitUntil(lambda: "&&" in predict_dock.windowTitle(), timeout=5000)
+    tabs = [bar.tabText(i) for bar in predict_dock.parentWidget().findChildren(QTabBar)
+            for i in range(bar.count())]
+    assert "Predict && Inspect (napari-matseg)" in tabs  # drawn as "Predict & Inspect"
+
+
 def test_a_dragged_divider_is_left_alone(make_napari_viewer, qtbot):
     from qtpy.QtGui import QShowEvent
     from qtpy.QtWidgets import QApplication

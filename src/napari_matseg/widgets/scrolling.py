@@ -55,10 +55,19 @@ class FittingScrollArea(QScrollArea):
         while dock is not None and not isinstance(dock, QDockWidget):
             dock = dock.parentWidget()
         if dock is not None:
+            escape_tab_title(dock)
             share_column(dock)
         viewer = getattr(self.parentWidget(), "viewer", None)
         if viewer is not None:
             QTimer.singleShot(50, viewer.reset_view)  # the canvas shrank: fit the image again
+
+
+def escape_tab_title(dock: QDockWidget) -> None:
+    """Double the '&' of the dock's title: Qt's tab bar for tabbed docks, and the Window menu,
+    read a single '&' as a keyboard mnemonic ("Predict & Inspect" showed as "Predict _Inspect")."""
+    title = dock.windowTitle()
+    if "&" in title and "&&" not in title:
+        dock.setWindowTitle(title.replace("&", "&&"))
 
 
 def stacked_docks(dock: QDockWidget) -> list[QDockWidget]:
