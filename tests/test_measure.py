@@ -176,7 +176,7 @@ def test_measure_without_a_scale_reports_pixels():
     assert "grain mean ecd (px)" in row
 
 
-def test_plots_keep_class_names_for_their_titles_and_safe_file_stems():
+def test_plots_keep_class_names_for_their_titles_and_safe_file_stems(tmp_path):
     from napari_matseg.plots import report_figures
 
     labels = voronoi_grains((120, 160), 20, seed=2)
@@ -186,3 +186,5 @@ def test_plots_keep_class_names_for_their_titles_and_safe_file_stems():
     assert labels_by_stem == {"phase_fractions": "phase fractions",
                               "grain_intercepts": "grain intercepts",
                               "particles_M_A_ecd": "M/A particles"}
+    written = {path.name for path in api.write_report(report, tmp_path)}
+    assert {"measurements.csv", "particles_M_A.csv", "particles_M_A_ecd.png"} <= written

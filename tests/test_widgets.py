@@ -567,6 +567,9 @@ def test_measure_dock_measures_phases_layers_and_sets_the_scale(make_napari_view
     assert row["pixel size µm"] == 0.5 and "scale bar" in row["scale source"]
     assert row["astm_g_planimetric"] != "" and measure.tabs.count() >= 3
     assert "grain intercepts" in [measure.tabs.tabText(i) for i in range(measure.tabs.count())]
+    measure.boundary_combo.setCurrentText("(none)")  # changed after measuring: not re-measured
     written = measure.export(str(tmp_path / "out"))
     assert (tmp_path / "out" / "measurements.csv") in written
+    exported = (tmp_path / "out" / "measurements.csv").read_text(encoding="utf-8")
+    assert "astm_g_planimetric" in exported, "the export writes the measurements shown"
     assert (tmp_path / "out" / "phase_fractions.svg").is_file()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .api.outputs import class_file_stems
 from .core.atomic import atomic_write
 
 
@@ -71,9 +72,9 @@ def report_figures(report) -> dict:
     if any(m.grains is not None for m in report.images):
         figures["grain_intercepts"] = intercept_figure(report)
         figures["grain_intercepts"].set_label("grain intercepts")
-    for name in report.particle_rows:
-        safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
-        figure = figures[f"particles_{safe}_ecd"] = particle_figure(report, name)
+    classes = list(report.particle_rows)
+    for name, stem in zip(classes, class_file_stems(classes)):
+        figure = figures[f"particles_{stem}_ecd"] = particle_figure(report, name)
         figure.set_label(f"{name} particles")
     return figures
 

@@ -33,7 +33,7 @@ from .events import EventKind, JobEvent
 from .finetune_job import FinetuneJob, finetune, format_seconds
 from .job import Job
 from .measure_job import (ImageMeasurements, LabelSource, MeasureJob, MeasureOptions, MeasureReport,
-                          measure)
+                          check_report_folder, measure, write_report)
 from .outputs import OutputFolder, check_model_path, save_with_fallback
 from .predict_job import ImageSource, PredictJob, PredictOptions, PredictSummary, predict
 from .pretrain_job import PretrainJob, pretrain
@@ -45,8 +45,8 @@ __all__ = [
     "FinetuneConfig", "FinetuneJob", "ImageMeasurements", "ImageSource", "Job", "JobEvent",
     "LabelSource", "MeasureJob", "MeasureOptions", "MeasureReport", "OutputFolder",
     "PHASE_COLUMNS", "PredictJob", "PredictOptions", "PredictSummary", "PretrainConfig",
-    "PretrainJob", "StartingPoint", "check_model_path", "default_finetune_budget", "finetune",
+    "PretrainJob", "StartingPoint", "check_model_path", "check_report_folder", "default_finetune_budget", "finetune",
     "format_seconds", "measure", "phase_rows", "predict", "pretrain", "resolve_start",
     "save_with_fallback",
-    "write_csv",
+    "write_csv", "write_report",
 ]

@@ -20,7 +20,7 @@ from ..core.measure import (GrainSize, ParticleStatistics, area_fractions, grain
 from ..core.preprocess import check_pixel_size
 from .events import EventKind, JobEvent
 from .job import Job
-from .outputs import check_writable_folder, unique_stems
+from .outputs import check_writable_folder, class_file_stems
 from .tables import write_csv
 
 MEASUREMENTS_CSV = "measurements.csv"
@@ -169,11 +169,7 @@ class MeasureJob(Job):
                                  for c in options.particles]
         self.output = output
         if output is not None:
-            check_writable_folder(output)
-            target = output / MEASUREMENTS_CSV
-            if target.exists() and not overwrite:
-                raise InputError(f"{target} already exists (an earlier run?): choose another output "
-                                 "folder, or allow replacing it (--overwrite)")
+            check_report_folder(output, overwrite)
 
     def _run(self) -> Iterator[JobEvent]:
         report = MeasureReport(list(self.class_names), self.class_colours)
@@ -200,7 +196,7 @@ class MeasureJob(Job):
         if report.rows:
             report.rows.append(summary_row(report))
             if self.output is not None:
-                report.written += self._write(report)
+                report.written += write_report(report, self.output)
         yield JobEvent(EventKind.DONE, 1.0, result=report,
                        message=f"{len(report.images)} image(s) measured"
                                + (f", {len(report.failed)} skipped" if report.failed else ""),
@@ -226,21 +222,32 @@ class MeasureJob(Job):
                                                     self.options.min_particle_area)
         return m
 
-    def _write(self, report: MeasureReport) -> list[Path]:
-        from .. import plots
-
-        out = self.output
-        written = [write_csv(out / MEASUREMENTS_CSV, report.rows)]
-        for name, stem in zip(self.particle_classes, unique_stems(self.particle_classes)):
-            rows = report.particle_rows.get(name, [])
-            if rows:
-                written.append(write_csv(out / f"particles_{_file_safe(stem)}.csv", rows))
-        written += plots.save_report_plots(report, out)
-        return written
 
 
-def _file_safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name) or "class"
+def check_report_folder(folder: Path, overwrite: bool) -> None:
+    """Check, before any work, that a report can be written to ``folder``: writable, and no
+    earlier ``measurements.csv`` there unless ``overwrite``."""
+    check_writable_folder(folder)
+    target = folder / MEASUREMENTS_CSV
+    if target.exists() and not overwrite:
+        raise InputError(f"{target} already exists (an earlier run?): choose another output "
+                         "folder, or allow replacing it (--overwrite)")
+
+
+def write_report(report: MeasureReport, folder: Path) -> list[Path]:
+    """Write ``report`` into ``folder``: ``measurements.csv``, a ``particles_<class>.csv`` per
+    particle class with particles, and the plots (PNG, SVG); return the paths written."""
+    from .. import plots
+
+    folder = Path(folder)
+    written = [write_csv(folder / MEASUREMENTS_CSV, report.rows)]
+    classes = list(report.particle_rows)
+    for name, stem in zip(classes, class_file_stems(classes)):
+        rows = report.particle_rows[name]
+        if rows:
+            written.append(write_csv(folder / f"particles_{stem}.csv", rows))
+    written += plots.save_report_plots(report, folder)
+    return written
 
 
 def as_label_sources(items) -> list[LabelSource]:

@@ -91,6 +91,18 @@ def unique_stems(names: list[str]) -> list[str]:
     return stems
 
 
+def file_safe(name: str) -> str:
+    """Return ``name`` with every character but letters, digits, '-' and '_' made '_' (a class
+    name such as 'M/A' as part of a file name)."""
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name) or "class"
+
+
+def class_file_stems(class_names: list[str]) -> list[str]:
+    """Return a file stem per class name: :func:`file_safe`, made unique like
+    :func:`unique_stems` ('M/A' beside 'M_A' gives 'M_A' and 'M_A-2')."""
+    return unique_stems([file_safe(name) for name in class_names])
+
+
 def plan_outputs(folder: OutputFolder, names: list[str]) -> list[dict[str, Path]]:
     """Return, per input, the paths its results will be written to, after checking the folder
     can be written and (unless ``overwrite``) that none of them, nor the CSV, exists yet."""

@@ -152,21 +152,18 @@ class MeasureWidget(QWidget):
         return sources
 
     # running --------------------------------------------------------------------------------
-    def _job(self, output=None, overwrite=False):
-        layers = self.selected_layers()
-        if not layers:
-            raise MatsegError("Predict phases first (Predict & Inspect), then tick the phases "
-                              "layers to measure.")
-        classes = layers[0].metadata[CLASSES_KEY]
-        return api.measure(self._sources(), [c["name"] for c in classes], self.options(), output,
-                           overwrite, [c["colour"] for c in classes])
-
     def measure(self):
         """Measure the ticked phases layers in a worker; returns the worker (None if unusable)."""
         if self.job.running:
             return None
         try:
-            job = self._job()
+            layers = self.selected_layers()
+            if not layers:
+                raise MatsegError("Predict phases first (Predict & Inspect), then tick the phases "
+                                  "layers to measure.")
+            classes = layers[0].metadata[CLASSES_KEY]
+            job = api.measure(self._sources(), [c["name"] for c in classes], self.options(),
+                              class_colours=[c["colour"] for c in classes])
         except MatsegError as exc:
             show_error(str(exc))
             return None
@@ -198,24 +195,26 @@ class MeasureWidget(QWidget):
         self.tabs.setCurrentIndex(1)
 
     def export(self, folder: str | None = None, overwrite: bool | None = None):
-        """Write the measurements, particle tables and plots to ``folder``; asks before
-        replacing an earlier export (``overwrite`` answers). Returns the files written."""
+        """Write the measurements shown (table, particle tables, plots) to ``folder``; asks
+        before replacing an earlier export (``overwrite`` answers). Returns the files written."""
+        if self.report is None:
+            show_warning("Measure first: the export writes the measurements shown.")
+            return []
         if folder is None:
             folder = QFileDialog.getExistingDirectory(self, "Folder for the measurements")
             if not folder:
                 return []
         try:
-            job = self._job(Path(folder), bool(overwrite))
+            api.check_report_folder(Path(folder), bool(overwrite))
         except MatsegError as exc:
             if "already exists" not in str(exc) or overwrite is not None:
                 show_error(str(exc))
                 return []
             if QMessageBox.question(self, "Replace?", f"{exc}\n\nReplace it?") != QMessageBox.Yes:
                 return []
-            job = self._job(Path(folder), True)
-        report = job.wait()
-        show_info(f"{len(report.written)} file(s) written to {folder}")
-        return report.written
+        written = api.write_report(self.report, Path(folder))
+        show_info(f"{len(written)} file(s) written to {folder}")
+        return written
 
     def scale_from_line(self):
         """Set the chosen image's scale from the last line of the selected Shapes layer and the
