@@ -487,9 +487,10 @@ def cmd_measure(args) -> int:
         print("nothing was measured", file=sys.stderr)
         return 1
     summary = report.rows[-1]
-    parts = [f"{n} {summary[f'{n} area %']:.2f} ± {summary[f'{n} area % ±95%'] or 0:.2f} %"
-             if summary.get(f"{n} area % ±95%") != "" else f"{n} {summary[f'{n} area %']:.2f} %"
-             for n in report.class_names]
+    parts = []
+    for n in report.class_names:
+        ci = summary[f"{n} area % ±95%"]
+        parts.append(f"{n} {summary[f'{n} area %']:.2f}" + (f" ± {ci:.2f}" if ci != "" else "") + " %")
     print(f"measured {len(report.images)} image(s): " + "; ".join(parts))
     if "astm_g_planimetric" in summary:
         print(f"ASTM E112 grain size G {summary['astm_g_planimetric']} (planimetric), "

@@ -286,8 +286,7 @@ def measure(labels: Sequence, class_names: Sequence[str] | None = None,
         if stored:
             names = stored
         else:
-            top = max(int(np.max(s.load(None))) for s in sources[:1])
-            names = default_class_names(max(top, 2))
+            names = default_class_names(max(int(np.max(sources[0].load(None))), 2))
     return MeasureJob(sources, names, list(class_colours) if class_colours else None,
                       options or MeasureOptions(), Path(output) if output is not None else None,
                       overwrite)

@@ -116,24 +116,17 @@ class QuickClassifier:
         self.forest.fit(np.concatenate(samples), np.concatenate(targets))
         return self
 
-    def _classify(self, features: np.ndarray, shape: tuple[int, int], stride: int) -> np.ndarray:
-        coarse = features[::stride, ::stride]
-        h, w = coarse.shape[:2]
-        labels = self.forest.predict(coarse.reshape(-1, coarse.shape[-1])).reshape(h, w)
-        if stride > 1:
-            labels = np.repeat(np.repeat(labels, stride, axis=0), stride, axis=1)
-        return labels[:shape[0], :shape[1]].astype(np.int64)
-
     def predict_fitted(self, index: int, stride: int | None = None) -> np.ndarray:
         """Return the class map (1..K) of the ``index``-th image it was fitted on, computed every
         ``stride`` pixels and upsampled (the config's preview stride by default)."""
         features = self.features[index]
         stride = self.config.preview_stride if stride is None else stride
-        return self._classify(features, features.shape[:2], stride)
-
-    def predict(self, pixels: np.ndarray, stride: int = 1) -> np.ndarray:
-        """Return the class map (1..K) of another prepared image."""
-        return self._classify(pixel_features(pixels, self.config.sigmas), pixels.shape, stride)
+        coarse = features[::stride, ::stride]
+        h, w = coarse.shape[:2]
+        labels = self.forest.predict(coarse.reshape(-1, coarse.shape[-1])).reshape(h, w)
+        if stride > 1:
+            labels = np.repeat(np.repeat(labels, stride, axis=0), stride, axis=1)
+        return labels[:features.shape[0], :features.shape[1]].astype(np.int64)
 
     def balanced_accuracy(self, labels: list[np.ndarray]) -> float | None:
         """Return the mean recall over classes on the labelled pixels (held-out strokes) of the

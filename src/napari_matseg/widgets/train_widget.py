@@ -50,6 +50,8 @@ class AnnotateTrainWidget(QWidget):
         self._seconds_per_step: float | None = None  # measured at the last run
         self._regions: list[tuple[str, object]] = []  # (image, region) to paint next, best first
         self._region_index = -1
+        self._done_text = ""  # the last training's status, shown above its suggestions
+        self._after_training = False
 
         self.image_combo = shrinkable_combo()
         self.image_combo.setToolTip("The image to paint on: New scribble layer adds strokes to it")
@@ -433,7 +435,7 @@ class AnnotateTrainWidget(QWidget):
         self.next_button.setEnabled(bool(self._regions))
         where = (f"{len(self._regions)} regions to paint next are outlined (yellow, numbered)"
                  if self._regions else "no doubtful region left to suggest")
-        prefix = getattr(self, "_done_text", "") if self._after_training else ""
+        prefix = self._done_text if self._after_training else ""
         self.status.setText((prefix + "\n" if prefix else "") + where + ".")
         if self._regions:
             self.next_region()
@@ -446,7 +448,7 @@ class AnnotateTrainWidget(QWidget):
         name, region = self._regions[self._region_index]
         if name in self.viewer.layers:
             centre_on(self.viewer, self.viewer.layers[name], region)
-            if name in [self.image_combo.itemText(i) for i in range(self.image_combo.count())]:
+            if self.image_combo.findText(name) >= 0:
                 self.image_combo.setCurrentText(name)
             layer = self._scribbles_of(name)
             if layer is not None:
