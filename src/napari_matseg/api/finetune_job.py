@@ -10,7 +10,6 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from ..core import device as devices
 from ..core.budget import Budget
 from ..core.bundle import ModelBundle
 from ..core.errors import InputError
@@ -70,14 +69,13 @@ class FinetuneJob(Job):
 
     def __init__(self, images, start: StartingPoint, config: FinetuneConfig, preview: bool = False,
                  model_config: ModelConfig | None = None, encoder_weights: str | None = "imagenet"):
-        super().__init__()
+        super().__init__(config.device)
         self.images = images
         self.start = start
-        self.config = config
+        self.config = replace(config, device=str(self.device))
         self.preview = preview
         self.model_config = model_config
         self.encoder_weights = encoder_weights
-        self.device = devices.pick_device(config.device)
         self.tuner: Finetuner | None = None
         self.quick_accuracy: float | None = None
 
@@ -91,7 +89,7 @@ class FinetuneJob(Job):
             self.tuner.stop()
 
     def _run(self) -> Iterator[JobEvent]:
-        start, config = self.start, replace(self.config, device=str(self.device))
+        start, config = self.start, self.config
         yield JobEvent(EventKind.STARTED, message=f"training from {start.description}: "
                        f"{self.budget.describe()} on {self.device.type}")
         for i, item in enumerate(self.images):

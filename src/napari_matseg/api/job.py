@@ -7,6 +7,9 @@ import os
 import threading
 from typing import Any, Iterator
 
+import torch
+
+from ..core import device as devices
 from ..core.errors import MatsegError
 from .events import EventKind, JobEvent
 
@@ -18,15 +21,19 @@ class Job:
 
     Whatever goes wrong inside ends the job with one ERROR event whose ``error`` is a sentence
     (set ``MATSEG_DEBUG=1`` to let unexpected exceptions propagate with their traceback).
+
+    A job that runs torch names its ``device`` (``"auto"`` or a torch device name): it is picked
+    and checked here, once, before any work, and the job hands the resolved device (``cpu``,
+    ``cuda:0``, ``mps``) down to the engine, which only confirms it.
     """
 
     what = "job"
 
-    def __init__(self):
+    def __init__(self, device: str | torch.device | None = None):
         self._stop = threading.Event()
         self.result: Any = None
         self.error: BaseException | None = None
-        self.device = None
+        self.device: torch.device | None = None if device is None else devices.pick_device(device)
 
     def stop(self) -> None:
         """Ask the job to end after its current step or image; what it has done is kept."""

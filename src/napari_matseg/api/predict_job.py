@@ -11,7 +11,6 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from ..core import device as devices
 from ..core.bundle import AS_TRAINED, ModelBundle, load_bundle
 from ..core.checks import check_int
 from ..core.cleanup import parse_min_area
@@ -104,13 +103,12 @@ class PredictJob(Job):
     what = "prediction"
 
     def __init__(self, bundle: ModelBundle, sources: list[ImageSource], options: PredictOptions,
-                 device: torch.device, output: OutputFolder | None = None,
+                 device: str | torch.device = "auto", output: OutputFolder | None = None,
                  keep_probabilities: bool = False):
-        super().__init__()
+        super().__init__(device)
         self.bundle = bundle
         self.sources = sources
         self.options = options
-        self.device = device
         self.output = output
         min_area = options.min_region_area
         if isinstance(min_area, str):
@@ -206,5 +204,5 @@ def predict(model: ModelBundle | str | Path, images: Sequence, options: PredictO
     sources = as_sources(images)
     if not sources:
         raise InputError("no images to predict")
-    return PredictJob(bundle, sources, options or PredictOptions(), devices.pick_device(device),
+    return PredictJob(bundle, sources, options or PredictOptions(), device,
                       output, keep_probabilities)

@@ -8,7 +8,6 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from ..core import device as devices
 from ..core.budget import Budget
 from ..core.errors import InputError
 from ..core.imageio import label_array, read_image, read_labels, to_grey
@@ -28,14 +27,13 @@ class PretrainJob(Job):
     def __init__(self, sources, config: PretrainConfig, preprocess: PreprocessConfig,
                  labelled: tuple[np.ndarray, np.ndarray] | None, checkpoint: Path | None,
                  resume: bool):
-        super().__init__()
+        super().__init__(config.device)
         self.sources = sources
-        self.config = config
+        self.config = replace(config, device=str(self.device))
         self.preprocess = preprocess
         self.labelled = labelled
         self.checkpoint = checkpoint
         self.resume = resume
-        self.device = devices.pick_device(config.device)
         self.trainer: Pretrainer | None = None
 
     def stop(self) -> None:
@@ -56,7 +54,7 @@ class PretrainJob(Job):
             yield JobEvent(EventKind.READING, 0.0, name=source.name,
                            message=f"read micrograph {i + 1} of {n}")
         pool = MicrographPool(images, self.preprocess, names=names)
-        trainer = Pretrainer(pool, replace(self.config, device=str(self.device)), self.labelled,
+        trainer = Pretrainer(pool, self.config, self.labelled,
                              checkpoint=self.checkpoint, resume=self.resume)
         self.trainer = trainer
         if self.stopping:

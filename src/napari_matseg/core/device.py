@@ -12,7 +12,8 @@ from .errors import InputError
 
 def pick_device(preference: str | torch.device | None = None) -> torch.device:
     """Return ``preference`` if given (after checking this machine has it), else the fastest
-    device available: CUDA, then Apple MPS, then the CPU."""
+    device available: CUDA, then Apple MPS, then the CPU. CUDA comes with its index
+    (``cuda:0``), so the device's name says which GPU; a ``torch.device`` is returned as is."""
     if isinstance(preference, torch.device):
         return preference
     if preference and preference != "auto":
@@ -27,6 +28,8 @@ def pick_device(preference: str | torch.device | None = None) -> torch.device:
             if device.index is not None and device.index >= torch.cuda.device_count():
                 raise InputError(f"{preference} was asked for, but this machine has "
                                  f"{torch.cuda.device_count()} GPU(s)")
+            if device.index is None:
+                device = torch.device("cuda", torch.cuda.current_device())
         elif device.type == "mps":
             mps = getattr(torch.backends, "mps", None)
             if mps is None or not mps.is_available():
@@ -35,7 +38,7 @@ def pick_device(preference: str | torch.device | None = None) -> torch.device:
             raise InputError(f"unsupported device {preference!r}: use auto, cpu, cuda, cuda:N or mps")
         return device
     if torch.cuda.is_available():
-        return torch.device("cuda")
+        return torch.device("cuda", torch.cuda.current_device())
     mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available():
         return torch.device("mps")
