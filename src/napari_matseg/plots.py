@@ -1,15 +1,12 @@
 """Plots of a measurement report (matplotlib figures, no pyplot, no Qt): the phase fractions with
 their 95 % confidence intervals, particle-size histograms, and the grain intercept histogram.
-The Measure dock shows them; ``matseg measure`` and the dock's export save them as PNG and SVG."""
+The Measure dock shows them; :func:`napari_matseg.api.write_report` saves them as PNG and SVG.
+File names come from the report (``report.particle_stems``): this module imports nothing of the
+API."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-
-from .api.outputs import class_file_stems
-from .core.atomic import atomic_write
 
 
 def _figure(width: float = 5.0, height: float = 3.2):
@@ -72,18 +69,8 @@ def report_figures(report) -> dict:
     if any(m.grains is not None for m in report.images):
         figures["grain_intercepts"] = intercept_figure(report)
         figures["grain_intercepts"].set_label("grain intercepts")
-    classes = list(report.particle_rows)
-    for name, stem in zip(classes, class_file_stems(classes)):
+    for name, stem in report.particle_stems.items():
         figure = figures[f"particles_{stem}_ecd"] = particle_figure(report, name)
         figure.set_label(f"{name} particles")
     return figures
 
-
-def save_report_plots(report, folder: Path) -> list[Path]:
-    """Write each figure of the report as PNG and SVG into ``folder``; return the paths."""
-    written = []
-    for stem, figure in report_figures(report).items():
-        for suffix in ("png", "svg"):
-            written.append(atomic_write(Path(folder) / f"{stem}.{suffix}",
-                                        lambda tmp, f=figure, s=suffix: f.savefig(tmp, format=s)))
-    return written

@@ -10,6 +10,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from ..core.atomic import atomic_write
 from ..core.bundle import default_class_names
 from ..core.calibration import Calibration, class_names_in, read_calibration
 from ..core.checks import check_int
@@ -18,6 +19,7 @@ from ..core.imageio import label_array, read_labels
 from ..core.measure import (GrainSize, ParticleStatistics, area_fractions, grain_size,
                             particle_statistics, summarise_fractions)
 from ..core.preprocess import check_pixel_size
+from ..plots import report_figures
 from .events import EventKind, JobEvent
 from .job import Job
 from .outputs import check_writable_folder, class_file_stems
@@ -106,6 +108,13 @@ class MeasureReport:
 
     def fraction_summary(self):
         return summarise_fractions([m.fractions for m in self.images])
+
+    @property
+    def particle_stems(self) -> dict[str, str]:
+        """Return the file stem of each particle class (:func:`class_file_stems`), the one rule
+        for its CSV and its plot: 'M/A' gives ``particles_M_A.csv`` and ``particles_M_A_ecd.png``."""
+        classes = list(self.particle_rows)
+        return dict(zip(classes, class_file_stems(classes)))
 
 
 def _round(value, digits=4):
@@ -237,16 +246,16 @@ def check_report_folder(folder: Path, overwrite: bool) -> None:
 def write_report(report: MeasureReport, folder: Path) -> list[Path]:
     """Write ``report`` into ``folder``: ``measurements.csv``, a ``particles_<class>.csv`` per
     particle class with particles, and the plots (PNG, SVG); return the paths written."""
-    from .. import plots
-
     folder = Path(folder)
     written = [write_csv(folder / MEASUREMENTS_CSV, report.rows)]
-    classes = list(report.particle_rows)
-    for name, stem in zip(classes, class_file_stems(classes)):
+    for name, stem in report.particle_stems.items():
         rows = report.particle_rows[name]
         if rows:
             written.append(write_csv(folder / f"particles_{stem}.csv", rows))
-    written += plots.save_report_plots(report, folder)
+    for stem, figure in report_figures(report).items():
+        for suffix in ("png", "svg"):
+            written.append(atomic_write(folder / f"{stem}.{suffix}",
+                                        lambda tmp, f=figure, s=suffix: f.savefig(tmp, format=s)))
     return written
 
 
