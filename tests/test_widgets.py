@@ -275,6 +275,22 @@ def test_gui_predicts_on_the_device_the_api_picks(viewer_with_image, qtbot, trai
     assert "steel phases" in viewer.layers
 
 
+def test_exported_label_images_are_named_as_the_api_names_them(viewer_with_image, tmp_path):
+    """Export writes '<image>_labels.tif' as a prediction run does, and a second export gets new
+    names instead of replacing the first."""
+    from napari_matseg.widgets.layers import show_result_layer
+
+    viewer, _, truth = viewer_with_image
+    classes = [{"name": "M/A", "colour": "#ff0000"}, {"name": "matrix", "colour": "#00ff00"}]
+    show_result_layer(viewer, "steel phases", (truth % 2 + 1).astype(np.uint8),
+                      viewer.layers["steel"], classes)
+    predict = PredictInspectWidget(viewer)
+    first = predict.export_labels(str(tmp_path))
+    second = predict.export_labels(str(tmp_path))
+    assert [p.name for p in first] == ["steel_labels.tif"]
+    assert [p.name for p in second] == ["steel_labels-2.tif"]
+
+
 def test_a_registered_model_is_unchanged_after_a_continued_run_is_stopped(
         viewer_with_image, qtbot, fast_training):
     import torch

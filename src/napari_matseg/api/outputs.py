@@ -103,6 +103,17 @@ def class_file_stems(class_names: list[str]) -> list[str]:
     return unique_stems([file_safe(name) for name in class_names])
 
 
+def free_path(path: str | Path) -> Path:
+    """Return ``path`` if nothing is there, else the first free ``<stem>-2``, ``<stem>-3`` ...
+    beside it: a file written there replaces nothing."""
+    path = Path(path)
+    candidate, count = path, 1
+    while candidate.exists():
+        count += 1
+        candidate = path.with_name(f"{path.stem}-{count}{path.suffix}")
+    return candidate
+
+
 def plan_outputs(folder: OutputFolder, names: list[str]) -> list[dict[str, Path]]:
     """Return, per input, the paths its results will be written to, after checking the folder
     can be written and (unless ``overwrite``) that none of them, nor the CSV, exists yet."""

@@ -224,25 +224,28 @@ class PredictInspectWidget(QWidget):
         return path
 
     def export_labels(self, folder: str | None = None, file_format: str = "tif"):
-        """Write every phases layer as a label image (class colours, pixel size) into ``folder``;
-        never replaces a file (a second export gets new names)."""
+        """Write every phases layer as a label image (class colours, pixel size) into ``folder``,
+        named as :func:`napari_matseg.api.predict` names them; never replaces a file (a second
+        export gets new names)."""
         if folder is None:
             folder = QFileDialog.getExistingDirectory(self, "Folder for label images")
             if not folder:
                 return []
         layers = [layer for layer in self.viewer.layers
                   if layer.metadata.get(ROLE_KEY) == "result-labels"]
+        try:
+            plans = api.outputs.plan_outputs(
+                api.OutputFolder(folder, format=file_format, overwrite=True),
+                [layer.metadata.get(IMAGE_KEY, layer.name) for layer in layers])
+        except MatsegError as exc:
+            show_error(str(exc))
+            return []
         written = []
-        stems = api.outputs.unique_stems([layer.metadata.get(IMAGE_KEY, layer.name) for layer in layers])
-        for layer, stem in zip(layers, stems):
+        for layer, plan in zip(layers, plans):
             classes = layer.metadata.get("matseg_classes", [])
             image = layer.metadata.get(IMAGE_KEY)
             like = self.viewer.layers[image] if image in self.viewer.layers else None
-            path = Path(folder) / f"{stem}_labels.{file_format}"
-            i = 2
-            while path.exists():
-                path = Path(folder) / f"{stem}_labels-{i}.{file_format}"
-                i += 1
+            path = api.outputs.free_path(plan["labels"])
             written.append(write_labels(path, np.asarray(layer.data), [c["name"] for c in classes],
                                         [c["colour"] for c in classes],
                                         layer_pixel_size(like) if like is not None else None))
