@@ -291,6 +291,33 @@ def test_exported_label_images_are_named_as_the_api_names_them(viewer_with_image
     assert [p.name for p in second] == ["steel_labels-2.tif"]
 
 
+def test_a_worker_sets_torch_threads_for_itself_only(qtbot, monkeypatch):
+    """The worker trains with its own thread count; the GUI thread, and threads started after
+    the job, keep the count they had (torch hands its last count to every new thread)."""
+    import threading
+
+    import torch
+
+    import napari_matseg.widgets.workers as workers
+
+    seen, later = [], []
+
+    class OneEventJob:
+        def run(self):
+            seen.append(torch.get_num_threads())
+            yield "event"
+
+    monkeypatch.setattr(workers, "worker_threads", lambda: 1)
+    torch.set_num_threads(3)
+    worker = workers.job_worker(OneEventJob())
+    with qtbot.waitSignal(worker.finished, timeout=10_000):
+        worker.start()
+    thread = threading.Thread(target=lambda: later.append(torch.get_num_threads()))
+    thread.start()
+    thread.join()
+    assert seen == [1] and later == [3] and torch.get_num_threads() == 3
+
+
 def test_a_registered_model_is_unchanged_after_a_continued_run_is_stopped(
         viewer_with_image, qtbot, fast_training):
     import torch

@@ -15,10 +15,17 @@ def worker_threads() -> int:
 
 @thread_worker
 def job_worker(job):
-    """Run ``job`` in this thread, yielding each of its events; returns the job."""
+    """Run ``job`` in this thread with :func:`worker_threads` torch threads, yielding each of its
+    events; returns the job. The count is the worker thread's own (the GUI thread keeps its
+    count) and is set back when the job ends, since torch hands the last count it was given to
+    every thread started afterwards."""
     import torch
 
+    previous = torch.get_num_threads()
     torch.set_num_threads(worker_threads())
-    for event in job.run():
-        yield event
+    try:
+        for event in job.run():
+            yield event
+    finally:
+        torch.set_num_threads(previous)
     return job
