@@ -318,6 +318,25 @@ def test_a_worker_sets_torch_threads_for_itself_only(qtbot, monkeypatch):
     assert seen == [1] and later == [3] and torch.get_num_threads() == 3
 
 
+def test_the_docks_load_after_the_viewer_draws(tmp_path):
+    """napari imports the docks once its OpenGL is up; without CUDA, triton imported then kills
+    the process under Mesa's software OpenGL (see napari_matseg/widgets/__init__.py)."""
+    import subprocess
+    import sys
+
+    script = ("import napari, numpy as np\n"
+              "from qtpy.QtWidgets import QApplication\n"
+              "viewer = napari.Viewer()\n"
+              "viewer.add_image(np.zeros((8, 8)))\n"
+              "QApplication.processEvents()\n"
+              "import napari_matseg.widgets, timm\n"
+              "viewer.close()\n"
+              "print('loaded')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert done.returncode == 0 and "loaded" in done.stdout, done.stderr[-2000:]
+
+
 def test_a_registered_model_is_unchanged_after_a_continued_run_is_stopped(
         viewer_with_image, qtbot, fast_training):
     import torch

@@ -1,13 +1,21 @@
-"""napari dock widgets. Thin: every action is one call into :mod:`napari_matseg.core`."""
+"""napari dock widgets. Thin: every action is one call into :mod:`napari_matseg.api`."""
 
 import sys
 
 
 def _keep_triton_out_of_a_gl_process() -> None:
-    """Triton bundles its own LLVM; imported after Mesa's software OpenGL (which napari loads
-    on machines without a GPU driver) it crashes the process. timm imports torchvision, which
-    imports torch._dynamo, which imports triton. The widgets never compile kernels, so where
-    CUDA is absent triton is marked unavailable before anything asks for it."""
+    """Mark triton unavailable in the napari process where CUDA is absent, for the process's
+    lifetime.
+
+    Triton bundles its own LLVM; imported after Mesa's software OpenGL (llvmpipe, which napari
+    draws with where there is no GPU driver, as under Xvfb) it kills the process with a
+    segmentation fault (reproduced with torch 2.14.1: a napari viewer shown, then ``import
+    triton``). ``import timm`` imports torchvision.ops, which imports torch._dynamo, which imports
+    triton whenever it is installed (torch's CUDA wheels install it), and napari imports these
+    docks after its OpenGL is up. The mark is set before anything imports timm and is never
+    lifted, since later torch code may import triton again. Triton only compiles GPU kernels:
+    without CUDA nothing is lost (the widgets import about 0.17 s faster). With CUDA it is left
+    alone, for torch to use."""
     if "triton" in sys.modules:
         return
     import torch
