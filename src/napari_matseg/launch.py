@@ -29,11 +29,15 @@ def open_viewer(images: list[str] | None = None, model: str | None = None, show:
     else:
         data, meta, _ = ni_superalloy()[0]
         viewer.add_image(data, **meta)
-    _, train = viewer.window.add_plugin_dock_widget("napari-matseg", "Annotate & Train")
-    viewer.window.add_plugin_dock_widget("napari-matseg", "Predict & Inspect")
+    train_dock, train = viewer.window.add_plugin_dock_widget("napari-matseg", "Annotate & Train")
+    predict_dock, _ = viewer.window.add_plugin_dock_widget("napari-matseg", "Predict & Inspect")
     if model:
         train.load_model(model)
     train.new_scribble_layer()
+    if show:
+        from .widgets.window_layout import fit_window
+
+        fit_window(viewer, [train_dock, predict_dock])
     return viewer
 
 

@@ -16,14 +16,20 @@ import torch
 import torch.nn.functional as F
 
 from .checks import check_int
+from .errors import InputError
+
+FORESTS = ("random", "extra")
 
 
 @dataclass(frozen=True)
 class QuickFitConfig:
-    """Filter scales (pixels of the prepared image), forest size, strokes sampled per class, and
-    the stride at which previews are predicted (then upsampled)."""
+    """Filter scales (pixels of the prepared image), forest kind and size, strokes sampled per
+    class, and the stride at which previews are predicted (then upsampled). ``forest``:
+    ``"random"`` (a random forest) or ``"extra"`` (extremely randomised trees: random split
+    thresholds, about four times faster to fit, as accurate on the MetalDAM strokes)."""
 
     sigmas: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)
+    forest: str = "random"
     trees: int = 40
     depth: int = 14
     samples_per_class: int = 4000
@@ -31,10 +37,18 @@ class QuickFitConfig:
     seed: int = 0
 
     def __post_init__(self):
+        if self.forest not in FORESTS:
+            raise InputError(f"the forest must be one of {', '.join(FORESTS)}, got {self.forest!r}")
         check_int("the number of trees", self.trees, 1, 1000)
         check_int("the tree depth", self.depth, 1, 64)
         check_int("the samples per class", self.samples_per_class, 10)
         check_int("the preview stride", self.preview_stride, 1, 16)
+
+
+LIVE_QUICKFIT = QuickFitConfig(forest="extra", trees=32, samples_per_class=2000)
+"""The classifier of the live preview, refitted after every stroke: fitting and predicting a
+1-megapixel micrograph take about 0.2 s on one core (the default forest takes 0.5 s); mIoU on
+four MetalDAM micrographs' own unpainted pixels 0.475 against the default's 0.464."""
 
 
 def _gaussian_kernel(sigma: float) -> torch.Tensor:
@@ -92,14 +106,21 @@ class QuickClassifier:
     def fit(self, images: list[tuple[np.ndarray, np.ndarray]]) -> "QuickClassifier":
         """Fit on (pixels, labels) pairs; a class's samples are drawn from all its strokes, in
         proportion to each image's share of them."""
-        from sklearn.ensemble import RandomForestClassifier
+        features = [pixel_features(pixels, self.config.sigmas) for pixels, _ in images]
+        return self.fit_features(features, [labels for _, labels in images])
+
+    def fit_features(self, features: list[np.ndarray],
+                     labels: list[np.ndarray]) -> "QuickClassifier":
+        """Fit on feature maps already computed by :func:`pixel_features` (kept from an earlier
+        fit, say) and their label maps, sampled as :meth:`fit` does."""
+        from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 
         cfg = self.config
         rng = np.random.default_rng(cfg.seed)
-        self.features = [pixel_features(pixels, cfg.sigmas) for pixels, _ in images]
+        self.features = list(features)
         where: dict[int, list[tuple[int, np.ndarray]]] = {}
-        for i, (_, labels) in enumerate(images):
-            flat = labels.ravel()
+        for i, lab in enumerate(labels):
+            flat = lab.ravel()
             for c in np.unique(flat[flat > 0]):
                 where.setdefault(int(c), []).append((i, np.flatnonzero(flat == c)))
         samples, targets = [], []
@@ -110,16 +131,20 @@ class QuickClassifier:
                 chosen = rng.choice(idx, take, replace=False)
                 samples.append(self.features[i].reshape(-1, self.features[i].shape[-1])[chosen])
                 targets.append(np.full(take, c))
-        self.forest = RandomForestClassifier(n_estimators=cfg.trees, max_depth=cfg.depth,
-                                             min_samples_leaf=2, class_weight="balanced",
-                                             n_jobs=self.threads, random_state=cfg.seed)
+        forest = RandomForestClassifier if cfg.forest == "random" else ExtraTreesClassifier
+        self.forest = forest(n_estimators=cfg.trees, max_depth=cfg.depth, min_samples_leaf=2,
+                             class_weight="balanced", n_jobs=self.threads, random_state=cfg.seed)
         self.forest.fit(np.concatenate(samples), np.concatenate(targets))
         return self
 
     def predict_fitted(self, index: int, stride: int | None = None) -> np.ndarray:
         """Return the class map (1..K) of the ``index``-th image it was fitted on, computed every
         ``stride`` pixels and upsampled (the config's preview stride by default)."""
-        features = self.features[index]
+        return self.predict_features(self.features[index], stride)
+
+    def predict_features(self, features: np.ndarray, stride: int | None = None) -> np.ndarray:
+        """Return the class map (1..K) of any image's :func:`pixel_features`, computed every
+        ``stride`` pixels and upsampled (the config's preview stride by default)."""
         stride = self.config.preview_stride if stride is None else stride
         coarse = features[::stride, ::stride]
         h, w = coarse.shape[:2]

@@ -18,6 +18,7 @@ from ..core.imageio import to_grey
 from .check_list import CheckList
 from .class_table import ClassTableWidget
 from .job_controls import JobControls
+from .live import LiveInputs, LiveRefit, StrokeWatcher
 from .layers import (apply_classes, centre_on, class_table, default_classes, image_scribbles,
                      micrograph_layers, new_scribble_layer, painted_pixels, scribble_layers,
                      show_guidance, show_info_band, show_result_layer)
@@ -68,6 +69,13 @@ class AnnotateTrainWidget(QWidget):
         self.band_check = QCheckBox("exclude the information band")
         self.band_check.setChecked(True)
         self.band_label = QLabel("")
+        self.live_check = QCheckBox("Live preview")
+        self.live_check.setChecked(True)
+        self.live_check.setToolTip("After every stroke or erase, refit the quick classifier on "
+                                   "the ticked images' strokes and redraw their phases (a trained "
+                                   "model's phases are left as they are)")
+        self.live_status = QLabel("")
+        self.live_status.setWordWrap(True)
         self.steps = QSpinBox()
         self.steps.setRange(1, 100_000)
         self.steps.setValue(api.FIRST_FIT_STEPS)
@@ -102,6 +110,7 @@ class AnnotateTrainWidget(QWidget):
         form.addRow("train on", self.training_list)
         form.addRow(self.band_check)
         form.addRow(self.band_label)
+        form.addRow(self.live_check, self.live_status)
         classes = QGroupBox("Classes (label 1, 2, …; pick a row to paint it)")
         QVBoxLayout(classes).addWidget(self.classes)
         train = QGroupBox("Training")
@@ -142,8 +151,19 @@ class AnnotateTrainWidget(QWidget):
         for ev in (events.inserted, events.removed, events.reordered):
             ev.connect(self._refresh_layers)
         events.removed.connect(self._layer_removed)
-        self.destroyed.connect(lambda *_: self.stop_training())
+        self.strokes = StrokeWatcher(napari_viewer)
+        self.strokes.changed.connect(self._strokes_changed)
+        self.live = LiveRefit(napari_viewer, self._live_inputs, result_name)
+        self.live.refitted.connect(self._live_refitted)
+        self.live.failed.connect(lambda text: self.live_status.setText(f"failed: {text}"))
+        self.live_check.toggled.connect(self._live_toggled)
+        self.destroyed.connect(lambda *_: self._closing())
         self._refresh_layers()
+
+    def _closing(self) -> None:
+        self.strokes.close()
+        self.live.close()
+        self.stop_training()
 
     @property
     def worker(self):
@@ -174,6 +194,7 @@ class AnnotateTrainWidget(QWidget):
         self._set_items(self.scribble_combo,
                         [layer.name for layer in scribble_layers(self.viewer, self.image_combo.currentText())])
         self._refresh_training_list()
+        self.strokes.watch_layers()
 
     def _has_strokes(self, image_name: str) -> bool:
         layer = self._scribbles_of(image_name)
@@ -191,6 +212,39 @@ class AnnotateTrainWidget(QWidget):
                 texts.append(f"{image.name} · {painted:,} px")
                 tips.append(f"{painted:,} pixels painted in '{layer.name}'")
         self.training_list.set_items(names, texts, tips)
+
+    def _strokes_changed(self) -> None:
+        """Strokes were painted or erased: update the painted counts, and refit the live
+        preview when Live is on."""
+        self._refresh_training_list()
+        if self.live_check.isChecked():
+            self.live.request()
+
+    def _live_toggled(self, on: bool) -> None:
+        if on:
+            self.live.request()
+        else:
+            self.live.cancel()
+            self.live_status.setText("")
+
+    def _live_inputs(self) -> LiveInputs | None:
+        """Return the ticked images with a copy of their strokes, and those in view."""
+        images, show = [], []
+        for name in self.training_list.checked():
+            scribbles = self._scribbles_of(name)
+            if scribbles is None or name not in self.viewer.layers:
+                continue
+            layer = self.viewer.layers[name]
+            images.append(api.AnnotatedImage(np.asarray(layer.data), np.asarray(scribbles.data).copy(),
+                                             name, info_band=self.info_band()))
+            if layer.visible:
+                show.append(name)
+        if not show:
+            return None
+        return LiveInputs(images, [item.name for item in images], show, self.classes.classes())
+
+    def _live_refitted(self, result) -> None:
+        self.live_status.setText(f"refitted in {result.seconds:.2f} s")
 
     def training_images(self) -> list[str]:
         """Return the names of the ticked images (refreshing the painted counts first)."""
@@ -360,6 +414,8 @@ class AnnotateTrainWidget(QWidget):
         if event.kind is api.EventKind.PREVIEW:
             for name, preview in event.previews.items():
                 self._show_phases(name, preview)
+                if event.name == "quick":
+                    self.live.claim(name)
 
     def _show_phases(self, name: str, labels: np.ndarray) -> None:
         like = self.viewer.layers[name] if name in self.viewer.layers else None
@@ -433,11 +489,12 @@ class AnnotateTrainWidget(QWidget):
     def _suggestions_done(self, _summary) -> None:
         self._regions.sort(key=lambda item: -item[1].score)
         self.next_button.setEnabled(bool(self._regions))
-        where = (f"{len(self._regions)} regions to paint next are outlined (yellow, numbered)"
-                 if self._regions else "no doubtful region left to suggest")
+        where = (f"{len(self._regions)} regions to paint next are outlined (yellow, numbered): "
+                 "Next region ▸ goes to each" if self._regions
+                 else "no doubtful region left to suggest")
         prefix = self._done_text if self._after_training else ""
         self.status.setText((prefix + "\n" if prefix else "") + where + ".")
-        if self._regions:
+        if self._regions and not self._after_training:
             self.next_region()
 
     def next_region(self) -> None:
