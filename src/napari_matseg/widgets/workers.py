@@ -13,19 +13,26 @@ def worker_threads() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
-@thread_worker
 def job_worker(job):
-    """Run ``job`` in this thread with :func:`worker_threads` torch threads, yielding each of its
-    events; returns the job. The count is the worker thread's own (the GUI thread keeps its
-    count) and is set back when the job ends, since torch hands the last count it was given to
-    every thread started afterwards."""
+    """Return a worker (not started) that runs ``job`` in its thread with
+    :func:`worker_threads` torch threads, yielding each of its events and returning the job.
+
+    The count is the worker thread's own: the calling (GUI) thread keeps its count. Torch hands
+    the last count it was given to every thread started afterwards, so when the job ends the
+    worker sets the caller's count again."""
     import torch
 
-    previous = torch.get_num_threads()
+    return _run_job(job, torch.get_num_threads())
+
+
+@thread_worker
+def _run_job(job, caller_threads: int):
+    import torch
+
     torch.set_num_threads(worker_threads())
     try:
         for event in job.run():
             yield event
     finally:
-        torch.set_num_threads(previous)
+        torch.set_num_threads(caller_threads)
     return job
