@@ -230,7 +230,23 @@ def build_parser() -> argparse.ArgumentParser:
                     help="µm per pixel (default: each file's own calibration, else lengths in pixels)")
     ms.add_argument("--grain-boundaries", metavar="CLASS",
                     help="the class (name or number) that separates the grains: reports grains, "
-                         "grains_per_mm2, astm_g_planimetric, mean_intercept_um, astm_g_intercept")
+                         "grains_per_mm2, astm_g_planimetric, mean_intercept_um, astm_g_intercept, "
+                         "counted on that class thinned to a closed network of one-pixel lines")
+    from .core.measure.boundary_network import BoundaryNetworkConfig
+
+    network = BoundaryNetworkConfig()
+    ms.add_argument("--max-gap", type=_number(int, 0), default=network.max_gap, metavar="PX",
+                    help="bridge gaps in the boundaries up to PX pixels (default: %(default)s)")
+    ms.add_argument("--min-spur", type=_number(int, 0), default=network.min_spur, metavar="PX",
+                    help="drop dangling boundary branches shorter than PX pixels "
+                         "(default: %(default)s)")
+    ms.add_argument("--min-speck", type=_number(int, 0), default=network.min_speck, metavar="PX",
+                    help="drop boundary pieces of fewer than PX pixels (default: %(default)s)")
+    ms.add_argument("--raw-boundaries", action="store_true",
+                    help="count grains on the boundary class as predicted, not thinned")
+    ms.add_argument("--model", type=Path, default=None,
+                    help="the model (.matseg) that predicted the labels: numbers resting on a "
+                         "class its self-check flags are marked doubtful, with the reason")
     ms.add_argument("--particles", nargs="+", metavar="CLASS", default=(),
                     help="classes whose regions are particles: count, density, diameter, aspect "
                          "ratio, nearest-neighbour distance")
@@ -474,9 +490,20 @@ def cmd_measure(args) -> int:
     from . import api
     from .core import list_images
 
+    from .api.measure_job import report_summary
+    from .core import load_bundle
+    from .core.measure import BoundaryNetworkConfig
+
+    network = (None if args.raw_boundaries else
+               BoundaryNetworkConfig(args.max_gap, args.min_spur, args.min_speck))
     options = api.MeasureOptions(grain_boundaries=args.grain_boundaries,
-                                 particles=tuple(args.particles or ()), pixel_size=args.pixel_size)
-    job = api.measure(list_images(args.inputs), args.classes, options, args.output, args.overwrite)
+                                 particles=tuple(args.particles or ()), pixel_size=args.pixel_size,
+                                 boundary_network=network)
+    diagnosis = None
+    if args.model is not None:
+        diagnosis = load_bundle(args.model, expect="segmentation").provenance.get("diagnosis") or {}
+    job = api.measure(list_images(args.inputs), args.classes, options, args.output, args.overwrite,
+                      diagnosis=diagnosis)
     for event in job.run():
         if event.kind is api.EventKind.ERROR:
             raise MatsegError(event.error)
@@ -486,15 +513,7 @@ def cmd_measure(args) -> int:
     if not report.images:
         print("nothing was measured", file=sys.stderr)
         return 1
-    summary = report.rows[-1]
-    parts = []
-    for n in report.class_names:
-        ci = summary[f"{n} area % ±95%"]
-        parts.append(f"{n} {summary[f'{n} area %']:.2f}" + (f" ± {ci:.2f}" if ci != "" else "") + " %")
-    print(f"measured {len(report.images)} image(s): " + "; ".join(parts))
-    if "astm_g_planimetric" in summary:
-        print(f"ASTM E112 grain size G {summary['astm_g_planimetric']} (planimetric), "
-              f"{summary['astm_g_intercept']} (intercept)")
+    print("\n".join(report_summary(report)))
     print(f"wrote {len(report.written)} file(s) to {args.output}")
     return 0 if not report.failed else 1
 

@@ -1,0 +1,177 @@
+"""Grain size from boundaries as a metallographer draws them: thick, broken predicted boundaries
+thinned to a closed network give the grain size of the thin truth; and numbers resting on a class
+the model's self-check flags say so."""
+
+import csv
+
+import numpy as np
+import pytest
+
+from napari_matseg import api
+from napari_matseg.cli import main
+from napari_matseg.core.imageio import write_labels
+from napari_matseg.core.measure import (BoundaryNetworkConfig, closed_network, grain_size,
+                                        self_check_doubts)
+from napari_matseg.core.errors import InputError
+from napari_matseg.testing.boundaries import thick_broken_boundaries
+from napari_matseg.testing.synthetic import voronoi_grains
+
+NETWORK = BoundaryNetworkConfig()
+
+
+def _grains(mask: np.ndarray, network=NETWORK):
+    return grain_size(np.where(mask, 2, 1), 2, 1.0, network=network)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_thinning_gives_thick_broken_boundaries_the_grain_size_of_the_thin_truth(seed):
+    truth = voronoi_grains((400, 400), 150, seed=seed)
+    predicted = thick_broken_boundaries(truth == 2, widen=4, gaps=40, seed=seed)
+    assert 0.35 < predicted.mean() < 0.55, "as thick as the predictions of issue 25"
+    true = grain_size(truth, 2, 1.0)
+    raw = _grains(predicted, None)
+    thinned = _grains(predicted)
+    assert abs(thinned.astm_g_planimetric - true.astm_g_planimetric) < 0.25
+    assert abs(thinned.astm_g_intercept - true.astm_g_intercept) < 0.25
+    assert raw.astm_g_planimetric < true.astm_g_planimetric - 0.4, "gaps merge grains"
+    assert raw.astm_g_intercept < true.astm_g_intercept - 0.6, "thick lines swallow crossings"
+    assert thinned.rule == NETWORK.describe() and raw.rule == "raw mask"
+    assert thinned.boundaries.mean() < 0.1
+
+
+def test_closed_lines_give_the_same_grain_size_however_thick_they_are_drawn():
+    one_pixel = voronoi_grains((300, 300), 80, boundary=1, seed=3)
+    five_pixels = voronoi_grains((300, 300), 80, boundary=3, seed=3)
+    drawn = grain_size(one_pixel, 2, 1.0)
+    assert _grains(one_pixel == 2).grains == drawn.grains
+    thinned, raw = _grains(five_pixels == 2), _grains(five_pixels == 2, None)
+    assert thinned.astm_g_planimetric == pytest.approx(drawn.astm_g_planimetric, abs=0.05)
+    assert thinned.astm_g_intercept == pytest.approx(drawn.astm_g_intercept, abs=0.15)
+    assert raw.astm_g_intercept < drawn.astm_g_intercept - 0.4
+
+
+def _band_with_gap(gap: int) -> np.ndarray:
+    mask = np.zeros((100, 100), bool)
+    mask[:, 45:55] = True
+    mask[50:50 + gap, 45:55] = False
+    return mask
+
+
+def test_a_gap_up_to_max_gap_is_bridged_and_a_wider_one_is_not():
+    assert _grains(_band_with_gap(0), None).grains == 1.0  # two edge grains, half each
+    assert _grains(_band_with_gap(3), None).grains == 0.5
+    assert _grains(_band_with_gap(3)).grains == 1.0
+    assert _grains(_band_with_gap(3), BoundaryNetworkConfig(max_gap=0)).grains == 0.5
+    assert _grains(_band_with_gap(14)).grains == 0.5
+
+
+def test_a_boundary_leaving_the_image_reaches_its_edge():
+    mask = np.zeros((80, 120), bool)
+    mask[30:42, :] = True  # a thick band across the whole image
+    network = closed_network(mask)
+    assert network[:, 0].any() and network[:, -1].any()
+    assert _grains(mask).grains == 1.0
+
+
+def test_spurs_and_specks_under_their_size_are_dropped():
+    mask = np.zeros((120, 120), bool)
+    mask[20, 20:101] = mask[100, 20:101] = True
+    mask[20:101, 20] = mask[20:101, 100] = True   # a closed square
+    mask[21:26, 60] = True                        # a 5-px spur inside it
+    mask[60, 21:36] = True                        # a 15-px branch
+    mask[50:53, 70:73] = True                     # a speck of 9 pixels
+    network = closed_network(mask, BoundaryNetworkConfig(min_spur=8, min_speck=20))
+    assert not network[22:26, 60].any()
+    assert network[60, 22:35].all()
+    assert not network[50:53, 70:73].any()
+    assert network[20, 21:100].all() and network[100, 21:100].all()
+    assert _grains(mask).grains_inside == 1
+
+
+def test_the_network_rule_is_a_checked_config():
+    with pytest.raises(InputError, match="largest gap"):
+        BoundaryNetworkConfig(max_gap=-1)
+    with pytest.raises(InputError, match="BoundaryNetworkConfig"):
+        api.MeasureOptions(boundary_network=4)
+    assert "gaps up to 6 px" in BoundaryNetworkConfig(max_gap=6).describe()
+
+
+def test_the_report_states_the_rule_and_keeps_the_network_when_asked():
+    truth = voronoi_grains((200, 200), 40, seed=1)
+    thick = np.where(thick_broken_boundaries(truth == 2, widen=3, gaps=5), 2, 1)
+    options = api.MeasureOptions(grain_boundaries="boundary", pixel_size=0.5, keep_networks=True)
+    report = api.measure([("a", thick)], ["grain", "boundary"], options).wait()
+    assert report.rows[0]["grain boundaries counted on"] == NETWORK.describe()
+    assert report.rows[-1]["grain boundaries counted on"] == NETWORK.describe()
+    network = report.images[0].grains.boundaries
+    assert network.shape == thick.shape and network.sum() < (thick == 2).sum() / 3
+    raw = api.measure([("a", thick)], ["grain", "boundary"],
+                      api.MeasureOptions(grain_boundaries="boundary", pixel_size=0.5,
+                                         boundary_network=None)).wait()
+    assert raw.rows[0]["grain boundaries counted on"] == "raw mask"
+    assert raw.images[0].grains.boundaries is None, "not kept unless asked"
+    assert raw.rows[0]["astm_g_planimetric"] < report.rows[0]["astm_g_planimetric"]
+
+
+DOUBTFUL_BOUNDARY = {"recall": {"1": 0.97, "2": 0.31}, "held_out": True,
+                     "warnings": ["the model labels only 31% of the held-out strokes of "
+                                  "'boundary' correctly: paint more of it"]}
+
+
+def test_self_check_doubts_name_the_classes_they_rest_on():
+    names = ["grain", "boundary"]
+    doubts = self_check_doubts(DOUBTFUL_BOUNDARY, names)
+    assert doubts.about([1]) == ""
+    assert doubts.about([2]).startswith("doubtful: ") and "31%" in doubts.about([2])
+    assert not self_check_doubts(None, names) and not self_check_doubts({"warnings": []}, names)
+    short = self_check_doubts({"warnings": ["trained only 40 steps, fewer than the 180 the recipe "
+                                            "needs: give it more steps"], "recall": {}}, names)
+    assert short.about([1]) == short.about([2]) == ("doubtful: trained only 40 steps, fewer than "
+                                                    "the 180 the recipe needs")
+    low_recall_only = self_check_doubts({"recall": {"1": 0.2}, "warnings": []}, names)
+    assert "20%" in low_recall_only.about([1]) and low_recall_only.about([2]) == ""
+
+
+def test_numbers_resting_on_a_flagged_class_say_so_beside_them():
+    labels = voronoi_grains((200, 200), 40, seed=2)
+    options = api.MeasureOptions(grain_boundaries="boundary", particles=("grain",), pixel_size=0.5)
+    job = api.measure([("a", labels), ("b", labels)], ["grain", "boundary"], options,
+                      diagnosis=DOUBTFUL_BOUNDARY)
+    done = [e for e in job.run() if e.kind is api.EventKind.DONE][0]
+    row, summary = job.result.rows[0], job.result.rows[-1]
+    columns = list(row)
+    assert columns[columns.index("astm_g_intercept") + 2] == "grain size self-check"
+    assert columns[columns.index("boundary area %") + 1] == "boundary area % self-check"
+    assert "31%" in row["grain size self-check"] and "31%" in summary["grain size self-check"]
+    assert "grain area % self-check" not in row and "grain particles self-check" not in row
+    assert "doubtful" in done.message.split("\n")[1], "the grain size line says so"
+    assert done.warnings and "self-check" in done.warnings[0]
+    plain = api.measure([("a", labels)], ["grain", "boundary"], options).wait()
+    assert not [k for k in plain.rows[0] if k.endswith("self-check")]
+
+
+def test_matseg_measure_thins_by_default_and_reads_the_models_self_check(tmp_path, capsys):
+    from napari_matseg.core.bundle import ModelBundle
+    from napari_matseg.core.model import ModelConfig, build_model
+
+    folder = tmp_path / "labels"
+    folder.mkdir()
+    for seed in range(2):
+        truth = voronoi_grains((300, 300), 100, seed=seed)
+        thick = np.where(thick_broken_boundaries(truth == 2, widen=4, gaps=25, seed=seed), 2, 1)
+        write_labels(folder / f"m{seed}.png", thick.astype(np.uint8), ["grain", "boundary"],
+                     ["#cccccc", "#000000"], pixel_size=0.5)
+    model, _ = build_model(ModelConfig(num_classes=2), encoder_weights=None)
+    bundle = ModelBundle(model, ["grain", "boundary"], provenance={"diagnosis": DOUBTFUL_BOUNDARY})
+    path = bundle.save(tmp_path / "m.matseg")
+    assert main(["measure", str(folder), "-o", str(tmp_path / "thin"), "--grain-boundaries",
+                 "boundary", "--model", str(path), "--max-gap", "6"]) == 0
+    printed = capsys.readouterr().out
+    assert "gaps up to 6 px bridged" in printed and "doubtful" in printed
+    assert main(["measure", str(folder), "-o", str(tmp_path / "raw"), "--grain-boundaries",
+                 "boundary", "--raw-boundaries"]) == 0
+    assert "raw mask" in capsys.readouterr().out
+    thin, raw = ([r for r in csv.DictReader(open(tmp_path / d / "measurements.csv", encoding="utf-8"))]
+                 for d in ("thin", "raw"))
+    assert float(thin[-1]["astm_g_planimetric"]) > float(raw[-1]["astm_g_planimetric"]) + 0.2
+    assert "31%" in thin[0]["grain size self-check"] and "grain size self-check" not in raw[0]
