@@ -9,6 +9,7 @@ from ..core.bundle import default_colours, default_class_names
 CLASSES_KEY = "matseg_classes"
 IMAGE_KEY = "matseg_image"
 ROLE_KEY = "matseg_role"
+DIAGNOSIS_KEY = "matseg_diagnosis"  # the self-check of the model that predicted a phases layer
 
 
 def micrograph_layers(viewer):

@@ -1,5 +1,7 @@
 """Measure: phase fractions with confidence, ASTM E112 grain size and particle statistics of the
-phases layers, with plots; the scale from the file, the layer, or a line along the scale bar."""
+phases layers, with plots; the scale from the file, the layer, or a line along the scale bar.
+The boundaries the grains were counted on are shown as a layer, and numbers resting on a class
+the predicting model's self-check doubts say so."""
 
 from __future__ import annotations
 
@@ -7,20 +9,24 @@ from pathlib import Path
 
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtWidgets import (QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
-                            QMessageBox, QPushButton, QTableWidget, QTableWidgetItem, QTabWidget,
-                            QWidget)
+from qtpy.QtWidgets import (QCheckBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
+                            QHBoxLayout, QMessageBox, QPushButton, QSpinBox, QTableWidget,
+                            QTableWidgetItem, QTabWidget, QWidget)
 
 from .. import api
 from ..core.calibration import Calibration, calibration_from_line
 from ..core.errors import MatsegError
+from ..core.measure import BoundaryNetworkConfig
 from .check_list import CheckList
 from .job_controls import JobControls
-from .layers import CLASSES_KEY, IMAGE_KEY, ROLE_KEY, layer_pixel_size, micrograph_layers
+from .layers import (CLASSES_KEY, DIAGNOSIS_KEY, IMAGE_KEY, ROLE_KEY, layer_pixel_size,
+                     micrograph_layers)
 from .scrolling import scrolling_layout, shrinkable_combo
 from .session import registry_for
 
 NO_CLASS = "(none)"
+NETWORK_ROLE = "boundary-network"
+NETWORK_COLOUR = "#00e5ff"
 
 
 def phases_layers(viewer):
@@ -39,6 +45,7 @@ class MeasureWidget(QWidget):
         self.viewer = napari_viewer
         self.registry = registry_for(napari_viewer)
         self.report: api.MeasureReport | None = None
+        self._measured_layers: dict = {}
         self.layers_list = CheckList(80)
         self.pixel_size = QDoubleSpinBox()
         self.pixel_size.setDecimals(5)
@@ -54,6 +61,17 @@ class MeasureWidget(QWidget):
         self.scale_button.setToolTip("Draw a line along the image's scale bar in a Shapes layer "
                                      "(select it), type the bar's length, then press this")
         self.boundary_combo = shrinkable_combo()
+        defaults = BoundaryNetworkConfig()
+        self.thin_check = QCheckBox("thin to a closed network")
+        self.thin_check.setChecked(True)
+        self.thin_check.setToolTip(defaults.describe().capitalize() + ". Unticked: grains are "
+                                   "counted on the boundary class as predicted.")
+        self.max_gap = QSpinBox()
+        self.max_gap.setRange(0, 100)
+        self.max_gap.setValue(defaults.max_gap)
+        self.max_gap.setSuffix(" px")
+        self.max_gap.setToolTip("Gaps in the boundaries up to this width are bridged")
+        self.thin_check.toggled.connect(self.max_gap.setEnabled)
         self.particles_list = CheckList(70, default=lambda name: False)
         self.job = JobControls(self, "Measure", "Measurement", "predict phases, then Measure",
                                plot=False, save=False)
@@ -73,6 +91,10 @@ class MeasureWidget(QWidget):
         form = QFormLayout(what)
         form.addRow("phases layers", self.layers_list)
         form.addRow("grain boundaries", self.boundary_combo)
+        network = QHBoxLayout()
+        network.addWidget(self.thin_check)
+        network.addWidget(self.max_gap)
+        form.addRow("bridge gaps up to", network)
         form.addRow("particles", self.particles_list)
         scale = QGroupBox("Scale")
         sform = QFormLayout(scale)
@@ -134,11 +156,14 @@ class MeasureWidget(QWidget):
     def options(self) -> api.MeasureOptions:
         boundary = self.boundary_combo.currentText()
         particles = tuple(self.particles_list.checked())
+        network = (BoundaryNetworkConfig(max_gap=self.max_gap.value())
+                   if self.thin_check.isChecked() else None)
         return api.MeasureOptions(grain_boundaries=None if boundary in ("", NO_CLASS) else boundary,
-                                  particles=particles, pixel_size=self.pixel_size.value() or None)
+                                  particles=particles, pixel_size=self.pixel_size.value() or None,
+                                  boundary_network=network, keep_networks=True)
 
     def _sources(self) -> list[api.LabelSource]:
-        sources = []
+        sources, self._measured_layers = [], {}
         for layer in self.selected_layers():
             image = layer.metadata.get(IMAGE_KEY)
             size = layer_pixel_size(layer)
@@ -148,7 +173,9 @@ class MeasureWidget(QWidget):
                           if image in self.viewer.layers else None)
                 calibration = Calibration(size, source or "napari layer scale")
             sources.append(api.LabelSource(image or layer.name, data=np.asarray(layer.data),
-                                           calibration=calibration))
+                                           calibration=calibration,
+                                           diagnosis=layer.metadata.get(DIAGNOSIS_KEY)))
+            self._measured_layers[sources[-1].name] = layer
         return sources
 
     # running --------------------------------------------------------------------------------
@@ -167,7 +194,35 @@ class MeasureWidget(QWidget):
         except MatsegError as exc:
             show_error(str(exc))
             return None
-        return self.job.launch(job, lambda event: None, self._show_report)
+        return self.job.launch(job, self._on_event, self._show_report)
+
+    def _on_event(self, event) -> None:
+        if event.kind is api.EventKind.RESULT and not event.failed and event.result.grains is not None:
+            self.show_network(event.name, event.result.grains.boundaries)
+
+    def show_network(self, image: str, boundaries: np.ndarray | None):
+        """Show the boundaries the grains of ``image`` were counted on as the Labels layer
+        '<image> boundary network' over its phases layer; returns the layer (None if unshown)."""
+        phases = self._measured_layers.get(image)
+        if boundaries is None or phases is None:
+            return None
+        from napari.utils.colormaps import DirectLabelColormap
+
+        data = np.zeros(phases.data.shape, np.uint8)
+        data[:boundaries.shape[0], :boundaries.shape[1]] = boundaries
+        layers, name = self.viewer.layers, f"{image} boundary network"
+        if name in layers and layers[name].metadata.get(ROLE_KEY) != NETWORK_ROLE:
+            name += " (matseg)"
+        if name in layers:
+            if layers[name].data.shape == data.shape:
+                layers[name].data = data
+                return layers[name]
+            layers.remove(name)
+        colours = DirectLabelColormap(color_dict={0: "transparent", 1: NETWORK_COLOUR,
+                                                  None: "transparent"})
+        return self.viewer.add_labels(data, name=name, scale=phases.scale[-2:],
+                                      translate=phases.translate[-2:], colormap=colours,
+                                      metadata={ROLE_KEY: NETWORK_ROLE, IMAGE_KEY: image})
 
     def _show_report(self, report) -> None:
         if report is None or not report.rows:

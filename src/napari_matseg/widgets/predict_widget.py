@@ -15,8 +15,8 @@ from ..core.errors import MatsegError
 from ..core.imageio import list_images, write_labels
 from .check_list import CheckList
 from .job_controls import JobControls
-from .layers import (IMAGE_KEY, ROLE_KEY, layer_pixel_size, micrograph_layers, show_result_layer,
-                     uncertainty_colormap)
+from .layers import (DIAGNOSIS_KEY, IMAGE_KEY, ROLE_KEY, layer_pixel_size, micrograph_layers,
+                     show_result_layer, uncertainty_colormap)
 from .model_picker import ModelPicker
 from .phase_table import PhaseTable
 from .scrolling import scrolling_layout
@@ -192,8 +192,9 @@ class PredictInspectWidget(QWidget):
         if self._output_dir is None and name in self.viewer.layers:
             like = self.viewer.layers[name]
             pixel_size = layer_pixel_size(like)
-            show_result_layer(self.viewer, result_name(name), prediction.labels, like, classes,
-                              opacity=0.6)
+            phases = show_result_layer(self.viewer, result_name(name), prediction.labels, like,
+                                       classes, opacity=0.6)
+            phases.metadata[DIAGNOSIS_KEY] = bundle.provenance.get("diagnosis")
             show_result_layer(self.viewer, f"{name} uncertainty", prediction.uncertainty, like,
                               kind="image", colormap=uncertainty_colormap(), contrast_limits=(0, 1),
                               visible=False, blending="translucent")
