@@ -18,7 +18,7 @@ from PIL import Image
 from napari_matseg import api
 from napari_matseg.cli import main
 from napari_matseg.core.bundle import load_bundle
-from napari_matseg.core.errors import BundleError, InputError
+from napari_matseg.core.errors import BundleError, InputError, MatsegError
 from napari_matseg.core.imageio import read_image, read_labels, write_labels
 from napari_matseg.core.normalize import PercentileNormalizer
 
@@ -273,6 +273,7 @@ def test_an_interrupted_fine_tune_saves_a_complete_model(files, sig):
     err = log.read_text()
     assert proc.returncode == 0, err[-2000:]
     assert "stopping after this step" in err and "saved" in out
+    assert "stopped by stopped" not in out and "stopped on request" in out
     bundle = load_bundle(model)
     p = bundle.provenance
     assert p["stop_reason"] == "stopped" and p["steps"] >= 1
@@ -405,3 +406,292 @@ def test_csv_cells_that_look_like_formulas_are_escaped(tmp_path):
     assert "'=HYPERLINK(1)" in text and "'+cmd" in text and "'@x" in text
     assert ",-" not in text.replace(",-1", "")  # numbers are not touched
     assert list(csv.DictReader(open(path, encoding="utf-8")))[0]["area %"] == "100.0"
+
+
+# -- full disks, interrupted batches, leftovers ----------------------------------------------------
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """Return a function that mounts a tmpfs of ``size`` (e.g. '8m') and returns its folder;
+    skipped where the test cannot mount one (not root, or no mount permission)."""
+    import os
+    import shutil
+
+    mounted = []
+
+    def mount(size: str):
+        folder = tmp_path / f"disk{len(mounted)}"
+        folder.mkdir()
+        if sys.platform != "linux" or shutil.which("mount") is None:
+            pytest.skip("a small filesystem needs Linux's mount")
+        if os.geteuid() != 0:
+            pytest.skip("mounting a small tmpfs needs root")
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                              capture_output=True, text=True)
+        if done.returncode:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def test_safetensors_disk_full_becomes_an_oserror(model_file, tmp_path, monkeypatch):
+    from safetensors import SafetensorError
+
+    def full(*args, **kwargs):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device "
+                              "(os error 28)")
+
+    monkeypatch.setattr("safetensors.torch.save_file", full)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "fallback"))
+    with pytest.raises(OSError) as raised:
+        load_bundle(model_file).save(tmp_path / "m.matseg")
+    assert raised.value.errno == 28
+    with pytest.raises(MatsegError, match="nor the copy"):  # one line, not a traceback
+        api.save_with_fallback(load_bundle(model_file).save, tmp_path / "m.matseg")
+
+
+def test_a_disk_that_fills_during_the_save_keeps_the_model_elsewhere(model_file, small_disk,
+                                                                       tmp_path, monkeypatch):
+    disk = small_disk("4m")  # the model takes about 14 MB
+    (tmp_path / "fallback").mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "fallback"))
+    bundle = load_bundle(model_file)
+    written, note = api.save_with_fallback(bundle.save, disk / "m.matseg")
+    assert written.parent == tmp_path / "fallback" and load_bundle(written).class_names == bundle.class_names
+    assert "the disk is full" in note and str(disk / "m.matseg") in note
+    assert list(disk.iterdir()) == [], "no half model and no temporary file is left"
+
+
+def test_finetune_on_a_disk_that_fills_saves_to_the_temporary_folder(files, small_disk, tmp_path,
+                                                                      capsys, monkeypatch, small_recipe):
+    disk = small_disk("6m")
+    monkeypatch.setattr("napari_matseg.api.outputs.MIN_FREE_BYTES", 2**20)  # the pre-check passes
+    (tmp_path / "fallback").mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "fallback"))
+    code = main(["finetune", str(files / "img.png"), str(files / "strokes.png"), "-o",
+                 str(disk / "m.matseg"), "--steps", "2"])
+    err = capsys.readouterr().err
+    assert code == 1 and "the disk is full" in err and "saved to" in err, err
+    saved = list((tmp_path / "fallback").glob("m-*.matseg"))
+    assert len(saved) == 1 and load_bundle(saved[0]).trained_steps == 2
+
+
+def _folder_of_images(folder, image, count):
+    folder.mkdir()
+    for i in range(count):
+        Image.fromarray(np.roll(image, 7 * i, axis=1)).save(folder / f"im{i}.png")
+    return folder
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_batch_says_which_images_it_left_out(files, model_file, capsys, monkeypatch,
+                                                            sig):
+    import os
+
+    import napari_matseg.api.predict_job as predict_job
+
+    folder = _folder_of_images(files / "many", np.asarray(Image.open(files / "img.png")), 6)
+    original, calls = predict_job.predict_image, []
+
+    def predict_then_signal(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), sig)  # the user presses Ctrl-C (or the batch system sends SIGTERM)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(predict_job, "predict_image", predict_then_signal)
+    code = main(["predict", str(model_file), str(folder), "-o", str(files / "out")])
+    captured = capsys.readouterr()
+    assert code != 0
+    assert "stopping after this image" in captured.err and "what was learnt" not in captured.err
+    left_out = captured.err.split("3 image(s) not segmented: ")[1].splitlines()[0]
+    assert [name.rsplit("/", 1)[-1] for name in left_out.split(", ")] == ["im3.png", "im4.png",
+                                                                         "im5.png"]
+    assert "segmented 3 of 6" in captured.out
+    rows = list(csv.DictReader(open(files / "out" / "phase_fractions.csv", encoding="utf-8")))
+    assert sorted({r["image"] for r in rows}) == ["im0.png", "im1.png", "im2.png"]
+    assert len(list((files / "out").glob("*_labels.png"))) == 3
+
+
+def test_a_disk_that_fills_during_a_batch_says_so_and_keeps_outputs_consistent(
+        files, model_file, small_disk, capsys, monkeypatch):
+    folder = _folder_of_images(files / "many", np.asarray(Image.open(files / "img.png")), 10)
+    disk = small_disk("400k")  # each image writes about 110 kB (labels and float uncertainty)
+    monkeypatch.setattr("napari_matseg.api.outputs.MIN_FREE_BYTES", 1000)
+    code = main(["predict", str(model_file), str(folder), "-o", str(disk), "--uncertainty"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "the disk is full" in err and "OSError" not in err and "requested and" not in err
+    assert "not segmented: " in err
+    rows = list(csv.DictReader(open(disk / "phase_fractions.csv", encoding="utf-8")))
+    in_csv = {r["image"].removesuffix(".png") for r in rows}
+    labels = {p.name.removesuffix("_labels.png") for p in disk.glob("*_labels.png")}
+    uncertain = {p.name.removesuffix("_uncertainty.tif") for p in disk.glob("*_uncertainty.tif")}
+    assert 0 < len(in_csv) < 10 and in_csv == labels == uncertain
+    assert not list(disk.glob(".*.tmp"))
+
+
+def test_predicting_a_folder_into_itself_skips_its_earlier_results(files, model_file, capsys):
+    folder = _folder_of_images(files / "many", np.asarray(Image.open(files / "img.png")), 2)
+    assert main(["predict", str(model_file), str(folder), "-o", str(folder)]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(model_file), str(folder), "-o", str(folder), "--overwrite"]) == 0
+    err = capsys.readouterr().err
+    assert "left out as results of an earlier run (im0_labels.png, im1_labels.png)" in err
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "im0.png", "im0_labels.png", "im1.png", "im1_labels.png", "phase_fractions.csv"]
+    rows = list(csv.DictReader(open(folder / "phase_fractions.csv", encoding="utf-8")))
+    assert sorted({r["image"] for r in rows}) == ["im0.png", "im1.png"]
+    line = one_line_error(capsys, ["predict", model_file, folder / "im0_labels.png", "-o", folder,
+                                   "--overwrite"])
+    assert "results of an earlier run, not micrographs" in line
+
+
+def _killed_while_writing(path):
+    """Start a process that writes ``path`` atomically, kill it (-9) in the middle; return the
+    temporary file it left."""
+    code = ("import sys, time\nfrom napari_matseg.core.atomic import atomic_write\n"
+            "def write(tmp):\n    open(tmp, 'wb').write(b'half a model')\n"
+            "    print('writing', flush=True)\n    time.sleep(60)\n"
+            f"atomic_write({str(path)!r}, write)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    proc.kill()
+    proc.wait(timeout=30)
+    left = [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
+    assert len(left) == 1
+    return left[0]
+
+
+def test_temporary_files_of_a_killed_save_are_removed_by_the_next(model_file, tmp_path):
+    import os
+
+    path = tmp_path / "m.matseg"
+    left = _killed_while_writing(path)
+    os.utime(left, (time.time() - 10, time.time() - 10))
+    live = tmp_path / f".m.matseg.{os.getpid()}.abcdefgh.tmp"  # a save in progress: kept
+    old_style_fresh = tmp_path / ".m.matseg.ab_12345.tmp"      # no writer id, recent: kept
+    old_style_stale = tmp_path / ".m.matseg.zz_99999.tmp"      # no writer id, a day old: removed
+    others = [tmp_path / ".other.matseg.qwertyui.tmp", tmp_path / "m.matseg.tmp",
+              tmp_path / ".m.matseg.notes.txt"]                   # not its own temporary files
+    for p in [live, old_style_fresh, old_style_stale, *others]:
+        p.write_bytes(b"x")
+    os.utime(old_style_stale, (time.time() - 86400, time.time() - 86400))
+    os.utime(others[0], (time.time() - 86400, time.time() - 86400))
+    load_bundle(model_file).save(path)
+    remaining = sorted(p.name for p in tmp_path.iterdir())
+    assert remaining == sorted(["m.matseg", live.name, old_style_fresh.name] + [p.name for p in others])
+
+
+def test_a_new_training_run_removes_the_temporary_files_of_a_killed_save(tmp_path):
+    import os
+
+    path = tmp_path / "m.matseg"
+    left = _killed_while_writing(path)
+    os.utime(left, (time.time() - 10, time.time() - 10))
+    api.check_model_path(path)
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- messages -------------------------------------------------------------------------------------
+
+def test_pixels_that_are_not_numbers_are_counted_in_a_warning(files, model_file, micrograph, capsys):
+    image = micrograph[0].astype(np.float32)
+    image[:, 20:24] = np.inf
+    image[5, 5] = np.nan
+    tifffile.imwrite(files / "inf.tif", image)
+    job = api.predict(load_bundle(model_file), [files / "inf.tif"], api.PredictOptions(info_band=0))
+    events = list(job.run())
+    result = next(e for e in events if e.kind is api.EventKind.RESULT)
+    expected = "641 pixel(s) (2.5 % of the image) are not finite numbers"
+    assert any(expected in w for w in result.warnings) and expected in result.message
+    assert any(expected in w for w in events[-1].warnings) and job.result.warnings
+    assert main(["predict", str(model_file), str(files / "inf.tif"), "-o", str(files / "out"),
+                 "--info-band", "0"]) == 0
+    assert f"warning: {files / 'inf.tif'}: {expected}" in capsys.readouterr().err
+
+
+def test_evaluate_on_ground_truth_with_no_labelled_pixel_says_so(files, model_file, capsys):
+    Image.fromarray(np.zeros((160, 160), np.uint8)).save(files / "empty.png")
+    line = one_line_error(capsys, ["evaluate", model_file, "--images", files / "img.png",
+                                   "--labels", files / "empty.png"])
+    assert "empty.png: no pixel is labelled" in line and "--zero-based" in line
+
+
+def test_evaluate_ignores_ground_truth_pixels_of_255(files, model_file, capsys):
+    truth = np.asarray(Image.open(files / "truth.png")).copy()
+    ignored, unlabelled = truth.copy(), truth.copy()
+    ignored[:40], unlabelled[:40] = 255, 0
+    Image.fromarray(ignored).save(files / "ignored.png")
+    Image.fromarray(unlabelled).save(files / "unlabelled.png")
+    outputs = []
+    for name in ("ignored.png", "unlabelled.png"):
+        assert main(["evaluate", str(model_file), "--images", str(files / "img.png"), "--labels",
+                     str(files / name), "--info-band", "0"]) == 0
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1] and "nan" not in outputs[0]
+    assert main(["evaluate", str(model_file), "--images", str(files / "img.png"), "--labels",
+                 str(files / "ignored.png"), "--info-band", "0", "--zero-based"]) == 2
+    assert "the values 1, 2, 3, which are not class numbers 0..2" in capsys.readouterr().err
+
+
+def test_a_normaliser_with_unknown_settings_is_refused(model_file, tmp_path, capsys):
+    bad = _rewrite_bundle(model_file, tmp_path / "bad.matseg", "preprocess.normalizer",
+                          {"lo": 1, "hi": 99})
+    with pytest.raises(BundleError, match="normaliser has unknown settings \\('hi', 'lo'"):
+        load_bundle(bad)
+    line = one_line_error(capsys, ["predict", bad, tmp_path / "x.png", "-o", tmp_path / "out"])
+    assert "bad.matseg" in line and "unknown settings" in line
+
+
+def test_help_texts_show_percent_signs_once(capsys):
+    for command in ("measure", "finetune", "predict", "evaluate", "pretrain"):
+        assert main([command, "--help"]) == 0
+        out = capsys.readouterr().out
+        assert "%%" not in out, command
+    assert main(["measure", "--help"]) == 0
+    assert "95 % confidence" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.fixture(scope="module")
+def pretrained_file(tmp_path_factory, trained):
+    from napari_matseg.core.bundle import ModelBundle
+
+    path = tmp_path_factory.mktemp("pretrained") / "encoder.matseg"
+    ModelBundle(trained.model, kind="pretrained", provenance={"pretraining_method": "sms"}).save(path)
+    return path
+
+
+def test_a_pretrained_start_gets_the_first_fit_budget_everywhere(files, model_file, pretrained_file,
+                                                                  capsys, monkeypatch):
+    no_training(monkeypatch)
+    for start, steps in ((pretrained_file, api.FIRST_FIT_STEPS), (model_file, api.CONTINUE_STEPS)):
+        main(["finetune", str(files / "img.png"), str(files / "strokes.png"), "-o",
+              str(files / "m.matseg"), "--start", str(start), "--minutes", "5"])
+        assert f": {steps} steps, at most 300 s on" in capsys.readouterr().err
+    assert api.default_finetune_budget(None).steps == api.FIRST_FIT_STEPS
+    assert api.default_finetune_budget(pretrained_file).steps == api.FIRST_FIT_STEPS
+    assert api.default_finetune_budget(load_bundle(pretrained_file)).steps == api.FIRST_FIT_STEPS
+    assert api.default_finetune_budget(model_file).steps == api.CONTINUE_STEPS
+    assert api.default_finetune_budget(load_bundle(model_file)).steps == api.CONTINUE_STEPS
+    start = api.resolve_start(pretrained_file, 3)
+    assert not start.continuing and api.default_finetune_budget(start).steps == api.FIRST_FIT_STEPS
+
+
+def test_pretrain_info_band_0_means_no_band(files, capsys, monkeypatch):
+    asked = {}
+
+    def record(*args, **kwargs):
+        asked.update(kwargs)
+        raise InputError("recorded")
+
+    monkeypatch.setattr(api, "pretrain", record)
+    for band, expected in (("0", 0), ("12", 12), (None, "auto")):
+        extra = ["--info-band", band] if band else []
+        one_line_error(capsys, ["pretrain", "--method", "sms", files / "img.png", "-o",
+                                files / "e.matseg", "--steps", "2", *extra])
+        assert asked["info_band"] == expected

@@ -372,7 +372,7 @@ def test_gui_and_cli_default_budgets_are_the_same(make_napari_viewer):
     train = AnnotateTrainWidget(viewer)
     args = build_parser().parse_args(["finetune", "a.png", "b.png", "-o", "m.matseg"])
     assert args.steps is None and args.minutes is None  # the CLI takes the API's default
-    assert train.budget() == api.default_finetune_budget(False) == api.Budget(api.FIRST_FIT_STEPS)
+    assert train.budget() == api.default_finetune_budget(None) == api.Budget(api.FIRST_FIT_STEPS)
 
 
 def test_stacked_docks_share_the_column_height(make_napari_viewer, qtbot):

@@ -202,7 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="compare predictions with ground-truth labels",
                         description="Report IoU, Dice, accuracy and phase-fraction errors. Ground "
                                     "truth uses the model's class numbering 1..K (0 = not labelled), "
-                                    "or 0..K-1 with --zero-based.")
+                                    "or 0..K-1 with --zero-based; in either, 255 marks pixels to "
+                                    "ignore.")
     ev.add_argument("model", type=Path, help="model bundle (.matseg)")
     ev.add_argument("--images", type=Path, nargs="+", required=True, help="images to segment")
     ev.add_argument("--labels", type=Path, nargs="+", required=True,
@@ -218,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ms = sub.add_parser("measure", help="measure phase fractions, grain size and particles",
                         description="Measure label images (from 'matseg predict', or any image of "
-                                    "class numbers 1..K): phase area fractions with a 95 %% "
+                                    "class numbers 1..K): phase area fractions with a 95 % "
                                     "confidence interval over the images, the ASTM E112 grain size "
                                     "of a grain-boundary class, and particle statistics. Writes "
                                     "measurements.csv (a row per image and a summary row), "
@@ -263,10 +264,17 @@ def _progress(total, desc, unit):
                 disable=None)
 
 
+TRAINING_STOP = ("stopping after this step and keeping what was learnt (press Ctrl-C again to "
+                 "abort without saving)")
+PREDICTION_STOP = ("stopping after this image; the images done so far keep their results (press "
+                   "Ctrl-C again to abort)")
+
+
 @contextmanager
-def stop_on_signals(job):
+def stop_on_signals(job, saying: str = TRAINING_STOP):
     """While the block runs, the first Ctrl-C or SIGTERM asks ``job`` to stop after its current
-    step (it then finishes and saves what it has); a second Ctrl-C aborts."""
+    step or image (it then finishes and keeps what it has) and prints ``saying``; a second
+    Ctrl-C aborts."""
     count = 0
 
     def handler(signum, _frame):
@@ -276,8 +284,7 @@ def stop_on_signals(job):
             raise KeyboardInterrupt
         job.stop()
         name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-        print(f"\n{name}: stopping after this step and keeping what was learnt "
-              "(press Ctrl-C again to abort without saving)", file=sys.stderr)
+        print(f"\n{name}: {saying}", file=sys.stderr)
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -338,8 +345,7 @@ def cmd_finetune(args) -> int:
                                      pixel_size=args.pixel_size))
     budget = None
     if args.steps or args.minutes:
-        continuing = args.start is not None
-        steps = args.steps or api.default_finetune_budget(continuing).steps
+        steps = args.steps or api.default_finetune_budget(args.start).steps
         budget = Budget(steps=steps, max_seconds=args.minutes * 60 if args.minutes else None)
     job = api.finetune(images, args.classes, args.colours, start=args.start, budget=budget,
                        config=FinetuneConfig(seed=args.seed), encoder=args.encoder,
@@ -384,7 +390,7 @@ def cmd_pretrain(args) -> int:
     job = api.pretrain(list_images(args.inputs), args.method, config=config,
                        labelled=tuple(args.labels) if args.labels else None, checkpoint=checkpoint,
                        resume=args.resume, device=args.device, scale=args.scale,
-                       info_band=args.info_band or "auto")
+                       info_band="auto" if args.info_band is None else args.info_band)
     last = _run_training(job, f"pretraining ({args.method})", None)
     if last is None or last.error is not None:
         raise MatsegError(last.error if last is not None else "pretraining ended unexpectedly")
@@ -422,27 +428,36 @@ def cmd_predict(args) -> int:
     output = api.OutputFolder(args.output, args.format, args.uncertainty, args.plain, args.overwrite)
     job = api.predict(bundle, list_images(args.inputs), _predict_options(args), args.device, output)
     bar = _progress(len(job.sources), "predicting", "image")
-    with stop_on_signals(job):
+    with stop_on_signals(job, PREDICTION_STOP):
         for event in job.run():
-            if event.kind is api.EventKind.RESULT:
+            if event.kind is api.EventKind.STARTED and job.excluded:
+                bar.write(f"note: {event.message}", file=sys.stderr)
+            elif event.kind is api.EventKind.RESULT:
                 bar.update(1)
                 if event.error:
                     bar.write(f"skipped {event.error}" if event.error.startswith(event.name)
                               else f"skipped {event.name}: {event.error}", file=sys.stderr)
+                for warning in event.warnings:
+                    bar.write(f"warning: {warning}", file=sys.stderr)
             elif event.kind is api.EventKind.ERROR:
                 bar.close()
                 raise MatsegError(event.error)
     bar.close()
     summary = job.result
-    print(f"segmented {summary.predicted} image(s) into {args.output}"
+    print(f"segmented {summary.predicted} of {len(job.sources)} image(s) into {args.output}"
           + (f", {len(summary.failed)} skipped" if summary.failed else "")
           + (f"; {summary.csv.name} written" if summary.csv else ""))
-    return 0 if summary.predicted and not summary.failed else 1
+    if summary.left_out:
+        why = "the disk is full" if summary.stop_reason == "disk full" else "stopped"
+        print(f"incomplete ({why}): {len(summary.left_out)} image(s) not segmented: "
+              + ", ".join(summary.left_out), file=sys.stderr)
+    return 0 if summary.predicted and summary.complete else 1
 
 
 def cmd_evaluate(args) -> int:
     from . import api
-    from .core import confusion_matrix, load_bundle, read_image, read_labels, score
+    from .core import confusion_matrix, load_bundle, read_image, score
+    from .core.imageio import read_ground_truth
 
     if len(args.images) != len(args.labels):
         raise InputError(f"{len(args.images)} images but {len(args.labels)} label images")
@@ -456,24 +471,33 @@ def cmd_evaluate(args) -> int:
     sources, truths = [], []
     for img_path, lab_path in zip(args.images, args.labels):
         image = read_image(img_path)
-        truth = read_labels(lab_path, (k - 1) if args.zero_based else k)
+        truth = read_ground_truth(lab_path, k, args.zero_based)
+        if not (truth >= 0).any():
+            raise InputError(f"{lab_path}: no pixel is labelled (the ground truth holds only 0, "
+                             "'not labelled', or 255, 'ignore'): number the classes 1..K, or "
+                             "0..K-1 with --zero-based")
         if truth.shape != image.shape[:2]:
             if truth.shape[0] <= image.shape[0] and truth.shape[1] <= image.shape[1]:
                 image = image[: truth.shape[0], : truth.shape[1]]
             else:
                 raise InputError(f"{lab_path}: labels {truth.shape} larger than image {image.shape}")
         sources.append(api.ImageSource(str(img_path), data=image))
-        truths.append(truth if args.zero_based else truth - 1)
+        truths.append(truth)
     job = api.predict(bundle, sources, _predict_options(args), args.device)
     cm = np.zeros((k, k), np.int64)
     results = (event for event in job.run() if event.kind is api.EventKind.RESULT or event.failed)
     for truth, event in zip(truths, results):
         if event.failed:
             raise MatsegError(event.error)
+        for warning in event.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
         pred = event.prediction
         band = np.zeros(truth.shape, bool)
         band[pred.content_rows:] = True
         cm += confusion_matrix(truth, pred.labels.astype(np.int64) - 1, k, ignore=band)
+    if not cm.any():
+        raise MatsegError("no labelled pixel was compared: every labelled pixel lies in the "
+                          "information band (try --info-band 0)")
     classes = [c - 1 for c in args.miou_classes] if args.miou_classes else None
     s = score(cm, classes)
     width = max(len(n) for n in bundle.class_names)

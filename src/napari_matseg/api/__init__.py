@@ -37,7 +37,7 @@ from .measure_job import (ImageMeasurements, LabelSource, MeasureJob, MeasureOpt
 from .outputs import OutputFolder, check_model_path, save_with_fallback
 from .predict_job import ImageSource, PredictJob, PredictOptions, PredictSummary, predict
 from .pretrain_job import PretrainJob, pretrain
-from .start import DEFAULT_START, StartingPoint, resolve_start
+from .start import DEFAULT_START, StartingPoint, continues_training, resolve_start
 from .tables import PHASE_COLUMNS, phase_rows, write_csv
 
 __all__ = [
@@ -45,7 +45,7 @@ __all__ = [
     "FinetuneConfig", "FinetuneJob", "ImageMeasurements", "ImageSource", "Job", "JobEvent",
     "LabelSource", "MeasureJob", "MeasureOptions", "MeasureReport", "OutputFolder",
     "PHASE_COLUMNS", "PredictJob", "PredictOptions", "PredictSummary", "PretrainConfig",
-    "PretrainJob", "StartingPoint", "check_model_path", "check_report_folder", "default_finetune_budget", "finetune",
+    "PretrainJob", "StartingPoint", "check_model_path", "check_report_folder", "continues_training", "default_finetune_budget", "finetune",
     "format_seconds", "measure", "phase_rows", "predict", "pretrain", "resolve_start",
     "save_with_fallback",
     "write_csv", "write_report",

@@ -195,7 +195,7 @@ def finetune(images, class_names: Sequence[str] | None = None,
     point = resolve_start(start, painted, list(class_names or []) or None,
                           list(class_colours or []) or None, scale, transfer)
     config = config or FinetuneConfig()
-    budget = budget or default_finetune_budget(point.continuing)
+    budget = budget or default_finetune_budget(point)
     config = replace(config, budget=budget, device=device if device != "auto" else config.device)
     model_config = ModelConfig(encoder=check_encoder_name(encoder)) if encoder else None
     if model_config is not None and (point.model is not None or point.continuing):

@@ -10,7 +10,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.errors import InputError
+from ..core.atomic import is_disk_full, remove_stale_temps
+from ..core.errors import InputError, MatsegError
 
 MIN_FREE_BYTES = 64 * 2**20
 
@@ -34,25 +35,43 @@ def check_writable_folder(folder: str | Path) -> Path:
 
 
 def check_model_path(path: str | Path, overwrite: bool = True) -> Path:
-    """Check, before training, that a model bundle can be written at ``path``; return it."""
+    """Check, before training, that a model bundle can be written at ``path`` (after removing
+    the temporary files that killed saves of it left behind); return it."""
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{path}: is a folder; give the model file's name, e.g. {path / 'model.matseg'}")
     if path.exists() and not overwrite:
         raise InputError(f"{path}: already exists")
+    if path.parent.is_dir():
+        remove_stale_temps(path)
     check_writable_folder(path.parent if str(path.parent) else Path("."))
     return path
 
 
+def write_failure(exc: OSError, folder: Path) -> str:
+    """Return why a write in ``folder`` failed, in words: 'the disk is full' when it is."""
+    if is_disk_full(exc, folder):
+        return f"the disk is full ({exc.strerror or exc})" if exc.strerror else "the disk is full"
+    return exc.strerror or str(exc)
+
+
 def save_with_fallback(save, path: Path) -> tuple[Path, str | None]:
     """Call ``save(path)``; when that fails (disk full, folder removed meanwhile), save to a file
-    in the temporary folder instead so the work is not lost. Returns (path written, note)."""
+    in the temporary folder instead so the work is not lost. Returns (path written, note).
+    Raises :class:`MatsegError` when neither can be written."""
+    path = Path(path)
     try:
         return save(path), None
     except OSError as exc:
-        fallback = Path(tempfile.gettempdir()) / f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}"
+        reason = write_failure(exc, path.parent)
+    fallback = Path(tempfile.gettempdir()) / f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}"
+    try:
         written = save(fallback)
-        return written, f"could not write {path} ({exc.strerror or exc}); saved to {written} instead"
+    except OSError as exc:
+        raise MatsegError(f"could not write {path} ({reason}) nor the copy {fallback} "
+                          f"({write_failure(exc, fallback.parent)}): free some space and train "
+                          "again") from exc
+    return written, f"could not write {path} ({reason}); saved to {written} instead"
 
 
 @dataclass(frozen=True)
@@ -112,6 +131,22 @@ def free_path(path: str | Path) -> Path:
         count += 1
         candidate = path.with_name(f"{path.stem}-{count}{path.suffix}")
     return candidate
+
+
+RESULT_ENDINGS = ("_labels.png", "_labels.tif", "_uncertainty.tif")
+
+
+def is_earlier_result(path: str | Path, folder: OutputFolder) -> bool:
+    """Return True when ``path`` is a file a prediction run writes into ``folder`` (a label
+    image ``*_labels.png`` or ``*_labels.tif``, an ``*_uncertainty.tif``, in that folder): a
+    run whose inputs include its own output folder must not segment its earlier results."""
+    path = Path(path)
+    if not path.name.lower().endswith(RESULT_ENDINGS):
+        return False
+    try:
+        return path.parent.resolve() == folder.path.resolve()
+    except OSError:
+        return False
 
 
 def plan_outputs(folder: OutputFolder, names: list[str]) -> list[dict[str, Path]]:

@@ -11,19 +11,19 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+from ..core.atomic import atomic_write, is_disk_full
 from ..core.bundle import AS_TRAINED, ModelBundle, load_bundle
 from ..core.checks import check_int
 from ..core.cleanup import parse_min_area
-from ..core.errors import InputError
+from ..core.errors import InputError, MatsegError
 from ..core.guidance import regions_to_paint
-from ..core.imageio import read_image, to_grey, write_labels
-from ..core.atomic import atomic_write
+from ..core.imageio import nonfinite_warning, read_image, to_grey, write_labels
 from ..core.predict import Prediction, predict_image
 from ..core.preprocess import check_pixel_size
 from .events import EventKind, JobEvent
 from .job import Job
-from .outputs import OutputFolder, plan_outputs
-from .tables import PHASE_COLUMNS, phase_rows, write_csv
+from .outputs import OutputFolder, is_earlier_result, plan_outputs, write_failure
+from .tables import PHASE_COLUMNS, GrowingCsv, phase_rows
 
 
 @dataclass
@@ -88,13 +88,25 @@ class PredictOptions:
 @dataclass
 class PredictSummary:
     """What a prediction run did: the phase-fraction rows, the files written, the images
-    skipped with the reason."""
+    skipped with the reason, the images left out when the run ended early (``stop_reason``
+    'stopped' or 'disk full'), files of the output folder that were not read because they are
+    results of an earlier run, and warnings about images that were segmented (pixels that are
+    not numbers)."""
 
     rows: list[dict] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     csv: Path | None = None
     predicted: int = 0
+    left_out: list[str] = field(default_factory=list)
+    stop_reason: str | None = None
+    excluded: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """True when every image was segmented."""
+        return not self.failed and not self.left_out
 
 
 class PredictJob(Job):
@@ -107,7 +119,13 @@ class PredictJob(Job):
                  keep_probabilities: bool = False):
         super().__init__(device)
         self.bundle = bundle
-        self.sources = sources
+        self.excluded = [s.path for s in sources
+                         if output is not None and s.path is not None and is_earlier_result(s.path, output)]
+        self.sources = [s for s in sources if s.path not in self.excluded] if self.excluded else sources
+        if not self.sources:
+            raise InputError(f"no images to predict: {', '.join(p.name for p in self.excluded[:3])}"
+                             f"{' …' if len(self.excluded) > 3 else ''} in {output.path} are results "
+                             "of an earlier run, not micrographs")
         self.options = options
         self.output = output
         min_area = options.min_region_area
@@ -118,7 +136,7 @@ class PredictJob(Job):
                                             min_region_area=min_area,
                                             **({} if options.class_prior else {"class_prior": None}))
         self.preprocess = bundle.preprocess_for(options.info_band)
-        self.plans = plan_outputs(output, [s.name for s in sources]) if output is not None else None
+        self.plans = plan_outputs(output, [s.name for s in self.sources]) if output is not None else None
 
     def _model(self):
         """Return the bundle's model on the job's device: the registered model itself when it is
@@ -130,61 +148,115 @@ class PredictJob(Job):
             return model
         return copy.deepcopy(model).to(self.device)
 
-    def _run(self) -> Iterator[JobEvent]:
+    def _started(self) -> JobEvent:
         n = len(self.sources)
-        summary = PredictSummary()
-        self.result = summary
-        yield JobEvent(EventKind.STARTED, message=f"predicting {n} image(s) on {self.device.type}")
-        model = self._model()
-        names = self.bundle.class_names
-        for i, source in enumerate(self.sources):
-            if self.stopping:
-                break
-            pixel_size = source.pixel_size or self.options.pixel_size
-            try:
-                image = source.load()
-                prediction = predict_image(model, image, self.preprocess, self.config, self.device,
-                                           pixel_size=pixel_size)
-                if self.plans is not None:
-                    summary.written += self._write(self.plans[i], prediction, pixel_size)
-            except Exception as exc:  # one bad image never ends the run
-                text = str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
-                summary.failed.append((source.name, text))
-                yield JobEvent(EventKind.RESULT, (i + 1) / n, name=source.name, error=text,
-                               message=f"skipped {source.name}: {text}")
-                continue
-            regions = None
-            if self.options.suggest:
-                painted = None if source.strokes is None else np.asarray(source.strokes) > 0
-                regions = regions_to_paint(prediction.uncertainty, painted, prediction.content_rows,
-                                           top=self.options.suggest)
-            summary.predicted += 1
-            summary.rows += phase_rows(Path(source.name).name if source.path else source.name,
-                                       prediction.labels, names,
-                                       str(source.path or ""), pixel_size)
-            yield JobEvent(EventKind.RESULT, (i + 1) / n, name=source.name, prediction=prediction,
-                           result=regions, message=f"predicted {source.name} ({i + 1} of {n})")
-        if self.output is not None and summary.rows:
-            summary.csv = write_csv(self.output.csv_path, summary.rows, PHASE_COLUMNS)
-            summary.written.append(summary.csv)
-        skipped = f", {len(summary.failed)} skipped" if summary.failed else ""
-        stopped = ", stopped" if self.stopping else ""
-        yield JobEvent(EventKind.DONE, 1.0, result=summary, reason="stopped" if self.stopping else "done",
-                       message=f"{summary.predicted} image(s) segmented{skipped}{stopped}",
-                       warnings=tuple(f"{name}: {text}" for name, text in summary.failed))
+        text = f"predicting {n} image(s) on {self.device.type}"
+        if self.excluded:
+            shown = ", ".join(p.name for p in self.excluded[:3])
+            text += (f"; {len(self.excluded)} file(s) of the output folder left out as results of "
+                     f"an earlier run ({shown}{' …' if len(self.excluded) > 3 else ''})")
+        return JobEvent(EventKind.STARTED, message=text)
 
-    def _write(self, plan: dict[str, Path], prediction: Prediction,
-               pixel_size: float | None) -> list[Path]:
+    def _run(self) -> Iterator[JobEvent]:
+        summary = PredictSummary(excluded=list(self.excluded))
+        self.result = summary
+        yield self._started()
+        model = self._model()
+        table = self._open_table()
+        try:
+            for i, source in enumerate(self.sources):
+                if self.stopping or summary.stop_reason:
+                    summary.stop_reason = summary.stop_reason or "stopped"
+                    summary.left_out = [s.name for s in self.sources[i:]]
+                    break
+                yield self._predict_one(i, source, model, table, summary)
+        finally:
+            if table is not None:
+                summary.csv = table.close()
+                if summary.csv is not None:
+                    summary.written.append(summary.csv)
+        yield JobEvent(EventKind.DONE, 1.0, result=summary, reason=summary.stop_reason or "done",
+                       message=self._done_text(summary),
+                       warnings=tuple(f"{name}: {text}" for name, text in summary.failed)
+                       + tuple(summary.warnings))
+
+    def _open_table(self) -> GrowingCsv | None:
+        """Return the phase-fraction CSV this run adds its rows to (None without an output)."""
+        if self.output is None:
+            return None
+        try:
+            return GrowingCsv(self.output.csv_path, PHASE_COLUMNS)
+        except OSError as exc:
+            raise MatsegError(f"{self.output.csv_path}: cannot be written "
+                              f"({write_failure(exc, self.output.path)})") from exc
+
+    def _predict_one(self, i: int, source: ImageSource, model, table, summary) -> JobEvent:
+        """Predict one image and write its results (label files and CSV rows together, or
+        neither); return its RESULT event."""
+        n = len(self.sources)
+        pixel_size = source.pixel_size or self.options.pixel_size
+        written: list[Path] = []
+        try:
+            image = source.load()
+            warning = nonfinite_warning(source.name, image)
+            prediction = predict_image(model, image, self.preprocess, self.config, self.device,
+                                       pixel_size=pixel_size)
+            rows = phase_rows(Path(source.name).name if source.path else source.name,
+                              prediction.labels, self.bundle.class_names,
+                              str(source.path or ""), pixel_size)
+            if self.plans is not None:
+                self._write(self.plans[i], prediction, pixel_size, written)
+                table.append(rows)
+        except Exception as exc:  # one bad image never ends the run
+            for path in written:
+                path.unlink(missing_ok=True)
+            text = self._failure(exc, summary)
+            summary.failed.append((source.name, text))
+            return JobEvent(EventKind.RESULT, (i + 1) / n, name=source.name, error=text,
+                            message=f"skipped {source.name}: {text}")
+        summary.written += written
+        regions = None
+        if self.options.suggest:
+            painted = None if source.strokes is None else np.asarray(source.strokes) > 0
+            regions = regions_to_paint(prediction.uncertainty, painted, prediction.content_rows,
+                                       top=self.options.suggest)
+        summary.predicted += 1
+        summary.rows += rows
+        warnings = (warning,) if warning else ()
+        summary.warnings += warnings
+        message = f"predicted {source.name} ({i + 1} of {n})" + (f"; {warning}" if warning else "")
+        return JobEvent(EventKind.RESULT, (i + 1) / n, name=source.name, prediction=prediction,
+                        result=regions, warnings=warnings, message=message)
+
+    def _failure(self, exc: Exception, summary: PredictSummary) -> str:
+        """Return why an image failed, in one sentence; a full disk ends the run."""
+        if self.output is not None and is_disk_full(exc, self.output.path):
+            summary.stop_reason = "disk full"
+            return f"the disk is full: no room left in {self.output.path} for its results"
+        return str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
+
+    @staticmethod
+    def _done_text(summary: PredictSummary) -> str:
+        text = f"{summary.predicted} image(s) segmented"
+        if summary.failed:
+            text += f", {len(summary.failed)} skipped"
+        if summary.left_out:
+            why = "the disk is full" if summary.stop_reason == "disk full" else "stopped"
+            text += f"; {why}, {len(summary.left_out)} not segmented: " + ", ".join(summary.left_out)
+        return text
+
+    def _write(self, plan: dict[str, Path], prediction: Prediction, pixel_size: float | None,
+               written: list[Path]) -> None:
+        """Write an image's results, adding each file to ``written`` as it is."""
         out = self.output
         names, colours = self.bundle.class_names, self.bundle.class_colours
-        written = [write_labels(plan["labels"], prediction.labels, names, colours, pixel_size,
-                                plain=out.plain)]
+        written.append(write_labels(plan["labels"], prediction.labels, names, colours, pixel_size,
+                                    plain=out.plain))
         if "uncertainty" in plan:
             import tifffile
 
             written.append(atomic_write(plan["uncertainty"],
                                         lambda tmp: tifffile.imwrite(tmp, prediction.uncertainty)))
-        return written
 
 
 def predict(model: ModelBundle | str | Path, images: Sequence, options: PredictOptions | None = None,

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..core.bundle import (ModelBundle, check_classes, default_class_names, default_colours,
-                           load_bundle)
+                           load_bundle, read_metadata)
 from ..core.errors import InputError
 from ..core.model import SegmentationModel
 from ..core.preprocess import PreprocessConfig
@@ -46,6 +46,23 @@ class StartingPoint:
         if self.continue_from is not None:
             return copy.deepcopy(self.continue_from)
         return self.model
+
+
+def continues_training(start: StartingPoint | ModelBundle | str | Path | None) -> bool:
+    """Return True when a fine-tune from ``start`` continues a trained segmentation model (a
+    warm start, with the continuing budget), False for the default start and for a pretrained
+    bundle (``matseg pretrain``), whose encoder starts a first fit. The one rule the command
+    line, the Train dock and :func:`finetune` follow; a path is judged by its metadata alone."""
+    if start is None:
+        return False
+    if isinstance(start, StartingPoint):
+        return start.continuing
+    if isinstance(start, ModelBundle):
+        return start.kind == "segmentation"
+    if isinstance(start, (str, Path)):
+        return read_metadata(start).get("kind", "segmentation") == "segmentation"
+    raise InputError(f"a fine-tune starts from a model bundle or its path, not "
+                     f"{type(start).__name__}")
 
 
 def as_bundle(start: ModelBundle | str | Path | None) -> ModelBundle | None:

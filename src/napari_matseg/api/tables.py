@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.atomic import atomic_write
+from ..core.atomic import AppendingFile, atomic_write
 from ..core.metrics import phase_fractions
 
 PHASE_COLUMNS = ["image", "source", "class", "label", "pixels", "area %", "area µm²",
@@ -42,13 +42,16 @@ def safe_cell(value):
     return value
 
 
-def rows_as_text(rows: list[dict], columns: list[str] | None = None, delimiter: str = ",") -> str:
-    """Return ``rows`` as CSV text (tab-separated with ``delimiter="\\t"``), cells made safe."""
+def rows_as_text(rows: list[dict], columns: list[str] | None = None, delimiter: str = ",",
+                 header: bool = True) -> str:
+    """Return ``rows`` as CSV text (tab-separated with ``delimiter="\\t"``), cells made safe,
+    after a header line unless ``header`` is False."""
     columns = columns or list(dict.fromkeys(k for r in rows for k in r))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, delimiter=delimiter, lineterminator="\n",
                             extrasaction="ignore")
-    writer.writeheader()
+    if header:
+        writer.writeheader()
     for row in rows:
         writer.writerow({c: safe_cell(row.get(c, "")) for c in columns})
     return buffer.getvalue()
@@ -63,3 +66,31 @@ def write_csv(path: str | Path, rows: list[dict], columns: list[str] | None = No
             f.write(text)
 
     return atomic_write(path, write)
+
+
+class GrowingCsv:
+    """A CSV file written as its rows come (UTF-8, cells made safe): each :meth:`append` is on
+    disk whole or not at all, and :meth:`close` renames the file into place, so the CSV holds
+    exactly the rows whose appends succeeded, even when the disk fills."""
+
+    def __init__(self, path: str | Path, columns: list[str]):
+        self.columns = columns
+        self.rows = 0
+        self._file = AppendingFile(path, rows_as_text([], columns).encode("utf-8"))
+
+    @property
+    def path(self) -> Path:
+        return self._file.path
+
+    def append(self, rows: list[dict]) -> None:
+        """Add ``rows``, or raise :class:`OSError` with the file as it was."""
+        self._file.append(rows_as_text(rows, self.columns, header=False).encode("utf-8"))
+        self.rows += len(rows)
+
+    def close(self) -> Path | None:
+        """Put the file in place and return its path when it holds rows; else delete it and
+        return None."""
+        if self.rows:
+            return self._file.commit()
+        self._file.discard()
+        return None

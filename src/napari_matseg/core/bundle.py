@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -129,12 +130,41 @@ class ModelBundle:
                              self.predict_config(**options), device, pixel_size=pixel_size)
 
     def save(self, path: str | Path) -> Path:
-        """Write the bundle atomically to ``path`` and return it."""
+        """Write the bundle atomically to ``path`` and return it; raise :class:`OSError` when it
+        cannot be written (a full disk included), leaving any earlier file there whole."""
         from safetensors.torch import save_file
 
         state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
         metadata = {"matseg": json.dumps(self.metadata())}
-        return atomic_write(path, lambda tmp: save_file(state, tmp, metadata=metadata))
+
+        def write(tmp: str) -> None:
+            try:
+                save_file(state, tmp, metadata=metadata)
+            except Exception as exc:
+                error = as_os_error(exc, str(path))
+                if error is exc:
+                    raise
+                raise error from exc
+
+        return atomic_write(path, write)
+
+
+OS_ERROR_CODE = re.compile(r"os error (\d+)")
+
+
+def as_os_error(exc: Exception, path: str) -> Exception:
+    """Return ``exc`` as the :class:`OSError` it wraps when it is safetensors' ``SafetensorError``
+    for a failed write ('I/O error: No space left on device (os error 28)'), so that callers
+    that save elsewhere when a disk is full see it as one; any other exception as it is."""
+    from safetensors import SafetensorError
+
+    if not isinstance(exc, SafetensorError):
+        return exc
+    code = OS_ERROR_CODE.search(str(exc))
+    if code is None:
+        return exc
+    number = int(code.group(1))
+    return OSError(number, os.strerror(number), path)
 
 
 def read_metadata(path: str | Path) -> dict:

@@ -176,6 +176,27 @@ def to_grey(data: np.ndarray) -> np.ndarray:
     return data
 
 
+def count_nonfinite(data: np.ndarray) -> int:
+    """Return how many pixels of ``data`` are not finite numbers (NaN, +inf, -inf): dead pixels
+    or failed stitching, which the normaliser sets to the image's dark level."""
+    data = np.asarray(data)
+    if data.dtype.kind not in "fc":
+        return 0
+    return int(data.size - np.count_nonzero(np.isfinite(data)))
+
+
+def nonfinite_warning(name: str, data: np.ndarray) -> str | None:
+    """Return a sentence saying how many pixels of the image ``name`` are not finite numbers,
+    or None when all are."""
+    count = count_nonfinite(data)
+    if not count:
+        return None
+    share = 100 * count / np.asarray(data).size
+    return (f"{name}: {count:,} pixel(s) ({share:.2g} % of the image) are not finite numbers (NaN "
+            "or inf); they were set to the image's dark level, segmented and counted in the "
+            "phase fractions")
+
+
 def list_images(paths) -> list[Path]:
     """Return the image files named in ``paths``, expanding folders (sorted, non-recursive)."""
     files: list[Path] = []
@@ -192,9 +213,11 @@ def list_images(paths) -> list[Path]:
     return files
 
 
-def label_array(data: np.ndarray, num_classes: int | None = None, what: str = "labels") -> np.ndarray:
-    """Return ``data`` as a 2-D int64 array of class numbers 0..K, or raise :class:`InputError`
-    naming the values that are not: colours, fractions, negative values, grey levels."""
+def label_array(data: np.ndarray, num_classes: int | None = None, what: str = "labels",
+                ignore: int | None = None) -> np.ndarray:
+    """Return ``data`` as a 2-D int64 array of class numbers 0..K (and ``ignore``, when given,
+    where it is), or raise :class:`InputError` naming the values that are not: colours,
+    fractions, negative values, grey levels."""
     from .model import MAX_CLASSES
     from .scribbles import describe_values
 
@@ -226,7 +249,9 @@ def label_array(data: np.ndarray, num_classes: int | None = None, what: str = "l
         raise InputError(f"{what} hold negative values ({describe_values(values[values < 0])}); use "
                          "0 for unpainted and 1..K for classes")
     limit = num_classes if num_classes is not None else MAX_CLASSES
-    if values[-1] > limit:
+    if ignore is not None:
+        values = values[values != ignore]
+    if values.size and values[-1] > limit:
         hint = (f" for the {num_classes} classes" if num_classes is not None else
                 "; many different values look like the grey levels of a micrograph (IMAGE and "
                 "LABELS swapped?)" if len(values) > MAX_CLASSES else
@@ -252,6 +277,28 @@ def read_labels(path: str | Path, num_classes: int | None = None) -> np.ndarray:
         return label_array(data, num_classes, "the labels")
     except InputError as exc:
         raise InputError(f"{path}: {exc}") from exc
+
+
+IGNORE_LABEL = 255
+
+
+def read_ground_truth(path: str | Path, num_classes: int, zero_based: bool = False) -> np.ndarray:
+    """Return a ground-truth label image as class indices 0..K-1, with -1 where a pixel is not
+    compared: 0 in truth numbered 1..K, and 255 in either numbering (the common 'ignore'
+    value; no model has that many classes). Other values above the classes are refused as
+    :func:`read_labels` refuses them, naming the file."""
+    path = Path(path)
+    data = _read_raw(path, palette_indices=True)
+    if data.ndim == 3 and data.shape[0] == 1:
+        data = data[0]
+    top = num_classes - 1 if zero_based else num_classes
+    try:
+        labels = label_array(data, top, "the ground truth", ignore=IGNORE_LABEL)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from exc
+    truth = labels if zero_based else labels - 1
+    truth[labels == IGNORE_LABEL] = -1
+    return truth
 
 
 def _palette(colours: list[str]) -> list[int]:

@@ -60,9 +60,12 @@ class PreprocessConfig:
         normalizer = d.get("normalizer", {})
         if not isinstance(normalizer, dict):
             raise InputError(f"the normaliser must be a mapping, got {type(normalizer).__name__}")
-        known = {k: v for k, v in normalizer.items()
-                 if k in PercentileNormalizer.__dataclass_fields__}
-        return cls(normalizer=PercentileNormalizer(**known), scale=d.get("scale", 1.0),
+        fields = PercentileNormalizer.__dataclass_fields__
+        unknown = sorted(str(k) for k in normalizer if k not in fields)
+        if unknown:
+            raise InputError(f"the normaliser has unknown settings ({', '.join(map(repr, unknown))}; "
+                             f"known: {', '.join(fields)}): made by another program or version?")
+        return cls(normalizer=PercentileNormalizer(**normalizer), scale=d.get("scale", 1.0),
                    pixel_size=d.get("pixel_size"), info_band=d.get("info_band", "auto"))
 
     def with_info_band(self, info_band: int | str | None) -> "PreprocessConfig":

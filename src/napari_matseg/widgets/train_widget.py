@@ -315,9 +315,8 @@ class AnnotateTrainWidget(QWidget):
         """Show the start model's classes and the budget the API would use from it."""
         entry = self.models.entry()
         bundle = entry.bundle if entry is not None else None
-        continuing = bundle is not None and bundle.kind == "segmentation"
-        self.steps.setValue(api.default_finetune_budget(continuing).steps)
-        if continuing:
+        self.steps.setValue(api.default_finetune_budget(bundle).steps)
+        if api.continues_training(bundle):
             classes = [{"name": n, "colour": c}
                        for n, c in zip(bundle.class_names, bundle.class_colours)]
             if classes != self.classes.classes():
