@@ -40,7 +40,7 @@ def thick_broken_boundaries(boundary: np.ndarray, widen: int = 4, gaps: int = 4,
         if len(sites) == gaps:
             break
         r, c = int(rr[i]), int(cc[i])
-        if any(abs(r - a) + abs(c - b) < 3 * margin for a, b in sites):
+        if any(abs(r - a) + abs(c - b) < 2 * margin for a, b in sites):
             continue
         sites.append((r, c))
         d = _direction(skeleton, r, c)
