@@ -126,10 +126,10 @@ def _draw_line(skeleton: np.ndarray, a: tuple[int, int], b: tuple[int, int]) -> 
 
 
 def bridge_gaps(skeleton: np.ndarray, width: np.ndarray, max_gap: int) -> int:
-    """Join line ends to the network in place (see the module's rule 2); ``width`` is the
-    mask's distance transform. Returns the number of bridges drawn."""
+    """Join line ends to the network in place (see the module's rule 3); ``width`` is the
+    mask's distance transform. Returns the number of bridges drawn (none with ``max_gap`` 0)."""
     bridges = 0
-    for end in _line_ends(skeleton):
+    for end in _line_ends(skeleton) if max_gap > 0 else ():
         if not skeleton[end] or len(_neighbours(skeleton, *end)) != 1:
             continue
         path, _ = _trace(skeleton, end, max(3, max_gap))
