@@ -2,6 +2,7 @@
 
     xvfb-run -a -s "-screen 0 1600x1000x24" python benchmarks/screenshots.py [--size 1066 651]
     xvfb-run -a -s "-screen 0 1600x1000x24" python benchmarks/screenshots.py --pretrain 60
+    xvfb-run -a -s "-screen 0 1366x768x24" python benchmarks/screenshots.py --first-run [--size 1066 651]
 """
 
 from __future__ import annotations
@@ -26,9 +27,14 @@ def main(argv=None):
     p.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "docs" / "screenshots")
     p.add_argument("--pretrain", type=int, metavar="SECONDS",
                    help="instead: the Pretrain widget running SMS on the unlabeled MetalDAM folder")
+    p.add_argument("--first-run", action="store_true",
+                   help="instead: napari-matseg as it opens (at --size if given, else sized to "
+                        "the screen), then with a few strokes and their live preview")
     args = p.parse_args(argv)
     if args.pretrain:
         return pretrain_shot(args)
+    if args.first_run:
+        return first_run_shot(args, size_given="--size" in (argv or sys.argv))
 
     import napari
     from qtpy.QtWidgets import QApplication
@@ -98,6 +104,46 @@ def _pump(app, seconds):
     while time.perf_counter() < end:
         app.processEvents()
         time.sleep(0.01)
+
+
+def first_run_shot(args, size_given: bool):
+    """``napari-matseg`` on the sample micrograph as a new user first sees it (first-run.png),
+    then after painting a few strokes of each phase with Live on (live.png); the strokes follow
+    the sample's two phases as a three-level Otsu threshold finds them."""
+    from qtpy.QtWidgets import QApplication
+    from skimage.filters import gaussian, threshold_multiotsu
+
+    from napari_matseg import launch
+    from napari_matseg.testing import ScribbleSimulation, simulate_scribbles
+    from napari_matseg.widgets import AnnotateTrainWidget, window_layout
+
+    if size_given:
+        window_layout.fitted_window_size = lambda available, current: tuple(args.size)
+    viewer = launch.open_viewer()
+    app = QApplication.instance()
+    _pump(app, 2)
+    window = viewer.window._qt_window
+    suffix = "" if size_given else f"-{window.width()}x{window.height()}"
+    args.out.mkdir(parents=True, exist_ok=True)
+    viewer.screenshot(str(args.out / f"first-run{suffix}.png"), canvas_only=False)
+    train = next(w for w in viewer.window.dock_widgets.values() if isinstance(w, AnnotateTrainWidget))
+    smooth = gaussian(viewer.layers[0].data.astype(float), 2, preserve_range=True)
+    phases = np.digitize(smooth, threshold_multiotsu(smooth, 3))  # the dark particle, then the two phases
+    strokes = simulate_scribbles(phases, classes=[1, 2], config=ScribbleSimulation(
+        stroke_length=40, stroke_width=5, erosion=4, painted_fraction=0.01))
+    strokes[strokes > 0] -= 1
+    layer = viewer.layers.selection.active
+    layer.data = strokes.astype(layer.data.dtype)
+    done = []
+    train.live.refitted.connect(done.append)
+    while not done:
+        _pump(app, 0.1)
+    _pump(app, 1)
+    viewer.screenshot(str(args.out / f"live{suffix}.png"), canvas_only=False)
+    print("wrote", args.out / f"first-run{suffix}.png", args.out / f"live{suffix}.png",
+          f"window {window.width()} x {window.height()}, canvas "
+          f"{viewer.window._qt_viewer.canvas.native.width()} px wide")
+    viewer.close()
 
 
 def pretrain_shot(args):

@@ -3,7 +3,7 @@ time they change, and its class maps for the images in view. The Train dock runs
 :meth:`LivePreview.refit` in a worker after every stroke; scripts and benchmarks call it directly.
 
 Each image's prepared pixels and filter-bank features are kept between refits (recomputed only
-when its pixels or band setting change), so a refit costs the forest alone: about 0.2 s for a
+when its pixels or band setting change), so a refit costs the forest alone: about 0.1 s for a
 1-megapixel micrograph on one core with :data:`~napari_matseg.core.quickfit.LIVE_QUICKFIT`.
 """
 

@@ -46,9 +46,10 @@ class QuickFitConfig:
 
 
 LIVE_QUICKFIT = QuickFitConfig(forest="extra", trees=32, samples_per_class=2000)
-"""The classifier of the live preview, refitted after every stroke: fitting and predicting a
-1-megapixel micrograph take about 0.2 s on one core (the default forest takes 0.5 s); mIoU on
-four MetalDAM micrographs' own unpainted pixels 0.475 against the default's 0.464."""
+"""The classifier of the live preview, refitted after every stroke. On four MetalDAM
+micrographs (1024 x 703 px, worked on at half size, simulated strokes) fitting and predicting
+took 0.10 s on one core against the default forest's 0.25 s, for a mean IoU over the matrix,
+austenite and M/A of 0.475 against 0.464."""
 
 
 def _gaussian_kernel(sigma: float) -> torch.Tensor:
