@@ -57,11 +57,19 @@ def test_painting_refits_the_live_preview_in_a_worker(painting, qtbot, monkeypat
     assert np.mean(phases.data == truth + 1) > 0.7
     assert "refitted in" in train.live_status.text()
     before = phases.data.copy()
-    for y in range(0, 128, 2):  # a stroke of class 3 down the left edge: napari's paint event
-        scribbles.paint((y, 3), 3)
+    with scribbles.block_history():  # one stroke of class 3 down the left edge, as the brush
+        for y in range(0, 128, 2):      # makes it: one undo step, one paint event at the end
+            scribbles.paint((y, 3), 3)
     qtbot.waitUntil(lambda: len(results) == 2, timeout=20_000)
     assert (phases.data != before).any() and (phases.data[:, :3] == 3).mean() > 0.8
     np.testing.assert_array_equal(scribbles.data[scribbles.data != 3], strokes[scribbles.data != 3])
+    scribbles.undo()  # napari's undo sends neither paint nor data events, only set_data
+    qtbot.waitUntil(lambda: len(results) == 3, timeout=20_000)
+    assert (phases.data[:, :3] == 3).mean() < 0.5
+    scribbles.visible = False  # a refresh that changes no stroke: no refit
+    scribbles.visible = True
+    qtbot.wait(600)
+    assert len(results) == 3
 
 
 def test_live_off_leaves_the_phases_alone(painting, qtbot):

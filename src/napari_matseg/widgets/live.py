@@ -6,6 +6,7 @@ network's prediction, the user's own painting)."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -19,12 +20,14 @@ from .layers import ROLE_KEY, scribble_layers, show_result_layer
 from .workers import worker_threads
 
 STROKE_DELAY_MS = 150
+WATCHED_EVENTS = ("paint", "data", "set_data")
 
 
 class StrokeWatcher(QObject):
     """Emits ``changed`` when the scribble layers of ``viewer`` have not changed for
-    ``delay_ms``: napari sends a paint event when a stroke ends (the mouse is released), and a
-    data event when a layer's data is replaced; a burst of them gives one ``changed``."""
+    ``delay_ms``: napari sends a paint event when a stroke ends (the mouse is released), a data
+    event when a layer's data is replaced, and a set_data event after an undo or a redo (and
+    other refreshes); a burst of them gives one ``changed``."""
 
     changed = Signal()
 
@@ -45,8 +48,8 @@ class StrokeWatcher(QObject):
             self._disconnect(self._watched.pop(key))
         for key, layer in layers.items():
             if key not in self._watched:
-                layer.events.paint.connect(self.poke)
-                layer.events.data.connect(self.poke)
+                for event in WATCHED_EVENTS:
+                    getattr(layer.events, event).connect(self.poke)
                 self._watched[key] = layer
 
     def poke(self, _event=None) -> None:
@@ -64,8 +67,8 @@ class StrokeWatcher(QObject):
         self._watched.clear()
 
     def _disconnect(self, layer) -> None:
-        layer.events.paint.disconnect(self.poke)
-        layer.events.data.disconnect(self.poke)
+        for event in WATCHED_EVENTS:
+            getattr(layer.events, event).disconnect(self.poke)
 
 
 @dataclass
@@ -77,6 +80,13 @@ class LiveInputs:
     train: list[str]
     show: list[str]
     classes: list[dict]
+
+    def key(self) -> tuple:
+        """Return what a refit's result depends on: equal keys, equal previews."""
+        strokes = tuple((item.name, id(item.image), item.info_band,
+                         hashlib.blake2b(np.ascontiguousarray(item.labels).view(np.uint8).reshape(-1),
+                                         digest_size=16).hexdigest()) for item in self.images)
+        return strokes, tuple(self.train), tuple(self.show), repr(self.classes)
 
 
 class LiveRefit(QObject):
@@ -100,6 +110,7 @@ class LiveRefit(QObject):
         self._pending = False
         self._drawn: dict[str, tuple[object, np.ndarray]] = {}
         self._closed = False
+        self._last_key: tuple | None = None
 
     @property
     def running(self) -> bool:
@@ -113,12 +124,14 @@ class LiveRefit(QObject):
             self._pending = True
             return
         inputs = self.gather()
-        if inputs is None or not inputs.images:
+        key = inputs.key() if inputs is not None and inputs.images else None
+        if key is None or key == self._last_key:
             return
+        self._last_key = key
         worker = create_worker(self.preview.refit, inputs.images, inputs.show, inputs.train,
                                _start_thread=False)
         worker.returned.connect(lambda result: self._draw(result, inputs.classes))
-        worker.errored.connect(lambda exc: self.failed.emit(f"{type(exc).__name__}: {exc}"))
+        worker.errored.connect(self._errored)
         worker.finished.connect(self._finished)
         self.worker = worker
         worker.start()
@@ -174,6 +187,10 @@ class LiveRefit(QObject):
             self._closed = True
             return
         self.refitted.emit(result)
+
+    def _errored(self, exc: Exception) -> None:
+        self._last_key = None
+        self.failed.emit(f"{type(exc).__name__}: {exc}")
 
     def _finished(self) -> None:
         self.worker = None
