@@ -1,7 +1,12 @@
 """MetalDAM scribble 1-shot benchmark (and dense 1-shot, and NASA Super3), against a random forest.
 
-Run from the project root:  python benchmarks/fewshot.py  [--folds 0 1] [--quick]
+Run from the project root:  python benchmarks/fewshot.py  [--folds 0 1] [--strokes simulator files]
 Reads ../shared/data; prints a table and writes benchmarks/results/fewshot.json.
+
+Two stroke styles: ``simulator`` (the package's own :func:`simulate_scribbles`, seeded by seed +
+fold) and ``files`` (the fixed strokes of ``MetalDAM/strokes/``, drawn by a simulator that is not
+ours; MetalDAM only). Each run is scored on the fold's test images and, for strokes, on the shot
+image's unpainted pixels.
 """
 
 from __future__ import annotations
@@ -166,14 +171,32 @@ def run_split(method, train_image, train_labels, test_pairs, num_classes, miou_c
     s = score(cm, miou_classes)
     extra = ({"miou_flip_tta": score(cm_tta, miou_classes).miou,
               "miou_without_prior": score(cm_plain, miou_classes).miou,
-              "class_prior": list(method.bundle.class_prior)} if with_tta else {})
+              "class_prior": method.bundle.class_prior,
+              "diagnosis": method.bundle.provenance.get("diagnosis")} if with_tta else {})
     return {**extra, "miou": s.miou, "iou": s.iou.tolist(), "fraction_error": s.fraction_error.tolist(),
             "accuracy": s.accuracy, "confusion": cm.tolist(), "fit_seconds": fit_s,
             "predict_seconds_per_image": float(np.mean(pred_s)), "miou_per_image": per_image,
             **getattr(method, "info", {})}
 
 
-def metaldam_folds(folds, modes, methods, seed, physical_scale=False):
+def stroke_file(fold: int, shot: str) -> np.ndarray:
+    """Return the fixed strokes of ``MetalDAM/strokes/`` for a fold (0 unpainted, 1..5 classes)."""
+    path = DATA / "MetalDAM" / "strokes" / f"fold{fold}_{shot}.png"
+    if not path.is_file():
+        raise SystemExit(f"no stroke file {path}: the fold's shot image differs from the files'")
+    return read_labels(path).astype(np.int64)
+
+
+def unpainted_score(method, image, truth, labels, num_classes, miou_classes, pixel_size=None):
+    """Return the mIoU of the method's prediction of its own shot image on the pixels nobody
+    painted (what a user sees being wrong right after training)."""
+    pred = method.predict(image, pixel_size=pixel_size)
+    keep = labels == 0
+    cm = confusion_matrix(truth[keep], pred[keep], num_classes)
+    return score(cm, miou_classes).miou
+
+
+def metaldam_folds(folds, modes, methods, seed, physical_scale=False, strokes=("simulator",)):
     splits = json.loads((DATA / "MetalDAM" / "splits" / "official_6fold.json").read_text())
     rows = []
     for fold in folds:
@@ -184,17 +207,28 @@ def metaldam_folds(folds, modes, methods, seed, physical_scale=False):
         tests = [metaldam_pair(n) for n in split["test"]]
         pixel_sizes = ([metaldam_pixel_size(n) for n in [shot] + split["test"]] if physical_scale
                        else None)
-        for mode in modes:
-            labels = (simulate_scribbles(truth, seed=seed + fold) if mode == "scribble"
-                      else truth.astype(np.int64) + 1)
+        runs = [("dense", "dense", truth.astype(np.int64) + 1)] if "dense" in modes else []
+        if "scribble" in modes:
+            runs = [("scribble", style, simulate_scribbles(truth, seed=seed + fold)
+                     if style == "simulator" else stroke_file(fold, shot))
+                    for style in strokes] + runs
+        for mode, style, labels in runs:
             for method in methods:
                 res = run_split(method, image, labels, tests, 5, METALDAM_MIOU_CLASSES,
                                 pixel_sizes=pixel_sizes)
+                if mode == "scribble":
+                    res["miou_shot_unpainted"] = unpainted_score(
+                        method, image, truth, labels, 5, METALDAM_MIOU_CLASSES,
+                        pixel_sizes[0] if pixel_sizes else None)
                 res.update(dataset="MetalDAM", split=f"fold{fold}", shot=shot, mode=mode,
-                           method=method.name, painted_fraction=float((labels > 0).mean()))
+                           strokes=style, method=method.name,
+                           painted_fraction=float((labels > 0).mean()))
                 rows.append(res)
-                print(f"  MetalDAM fold{fold} {mode:8s} {method.name:13s} mIoU {res['miou']:.3f}  "
-                      f"fit {res['fit_seconds']:.0f}s  {res.get('steps', '')}", flush=True)
+                print(f"  MetalDAM fold{fold} {mode:8s} {style:9s} {method.name:13s} "
+                      f"mIoU {res['miou']:.3f}  shot-unpainted "
+                      f"{res.get('miou_shot_unpainted', float('nan')):.3f}  "
+                      f"fit {res['fit_seconds']:.0f}s  {res.get('steps', '')} "
+                      f"{res.get('stop_reason', '')}", flush=True)
     return rows
 
 
@@ -221,9 +255,11 @@ def nasa_super3(modes, methods, seed):
 def summarise(rows):
     groups = {}
     for r in rows:
-        groups.setdefault((r["dataset"], r["mode"], r["method"], r["dataset"] == "NASA-Super3" and r["split"]), []).append(r)
+        key = (r["dataset"], r["mode"], r.get("strokes", "simulator"), r["method"],
+               r["dataset"] == "NASA-Super3" and r["split"])
+        groups.setdefault(key, []).append(r)
     table = []
-    for (dataset, mode, method, split), rs in groups.items():
+    for (dataset, mode, style, method, split), rs in groups.items():
         m = np.array([r["miou"] for r in rs])
         iou = np.nanmean(np.array([r["iou"] for r in rs], dtype=float), axis=0)
         ferr = np.mean(np.abs(np.array([r["fraction_error"] for r in rs])), axis=0)
@@ -232,6 +268,10 @@ def summarise(rows):
         table.append({"miou_flip_tta_mean": float(np.mean(tta)) if tta else None,
                       "miou_without_prior_mean": float(np.mean(plain)) if plain else None,
                       "dataset": dataset if not split else f"{dataset} {split}", "mode": mode,
+                      "strokes": style if mode == "scribble" else "dense",
+                      "miou_per_fold": [round(float(v), 3) for v in m],
+                      "miou_shot_unpainted_mean": (float(np.mean([r["miou_shot_unpainted"] for r in rs]))
+                                                   if all("miou_shot_unpainted" in r for r in rs) else None),
                       "method": method, "miou_mean": float(m.mean()), "miou_std": float(m.std()),
                       "n": len(rs), "iou_per_class": iou.tolist(),
                       "abs_fraction_error": ferr.tolist(),
@@ -241,15 +281,17 @@ def summarise(rows):
 
 
 def print_table(table):
-    print("\n| data | strokes | method | mIoU (mean ± std) | with flip TTA | without class prior | IoU per class | mean abs phase-fraction error | fit s | predict s/img |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| data | strokes | method | mIoU (mean ± std) | per fold | shot unpainted | with flip TTA | without class prior | IoU per class | mean abs phase-fraction error | fit s | predict s/img |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for t in table:
         iou = " ".join("–" if np.isnan(v) else f"{v:.2f}" for v in t["iou_per_class"])
         fe = " ".join(f"{v * 100:.1f}" for v in t["abs_fraction_error"])
         tta = "–" if t["miou_flip_tta_mean"] is None else f"{t['miou_flip_tta_mean']:.3f}"
         plain = "–" if t.get("miou_without_prior_mean") is None else f"{t['miou_without_prior_mean']:.3f}"
-        print(f"| {t['dataset']} (n={t['n']}) | {t['mode']} | {t['method']} | "
-              f"{t['miou_mean']:.3f} ± {t['miou_std']:.3f} | {tta} | {plain} | {iou} | {fe} % | "
+        shot = "–" if t.get("miou_shot_unpainted_mean") is None else f"{t['miou_shot_unpainted_mean']:.3f}"
+        folds = " ".join(f"{v:.3f}" for v in t["miou_per_fold"])
+        print(f"| {t['dataset']} (n={t['n']}) | {t['strokes']} | {t['method']} | "
+              f"{t['miou_mean']:.3f} ± {t['miou_std']:.3f} | {folds} | {shot} | {tta} | {plain} | {iou} | {fe} % | "
               f"{t['fit_seconds']:.1f} | {t['predict_seconds']:.2f} |")
 
 
@@ -259,6 +301,10 @@ def main(argv=None):
     p.add_argument("--modes", nargs="+", default=["scribble", "dense"], choices=["scribble", "dense"])
     p.add_argument("--methods", nargs="+", default=["matseg", "random-forest"],
                    choices=["matseg", "random-forest"])
+    p.add_argument("--strokes", nargs="+", default=["simulator", "files"],
+                   choices=["simulator", "files"],
+                   help="stroke styles on MetalDAM: the package's simulator, and/or the fixed files "
+                        "of ../shared/data/MetalDAM/strokes/ (both by default)")
     p.add_argument("--no-nasa", action="store_true", help="skip the NASA Super3 split")
     p.add_argument("--physical-scale", action="store_true",
                    help="give matseg each MetalDAM image's pixel size (from its magnification)")
@@ -286,7 +332,8 @@ def main(argv=None):
         key, value = item.split("=", 1)
         config = replace(config, **{key: type(getattr(config, key))(value) if getattr(config, key) is not None else float(value)})
     methods = [UNetMethod(config, scale=args.scale, encoder=args.encoder) if m == "matseg" else RandomForestMethod(args.seed) for m in args.methods]
-    rows = metaldam_folds(args.folds, args.modes, methods, args.seed, args.physical_scale)
+    rows = metaldam_folds(args.folds, args.modes, methods, args.seed, args.physical_scale,
+                          args.strokes)
     if not args.no_nasa:
         rows += nasa_super3(args.modes, methods, args.seed)
     table = summarise(rows)

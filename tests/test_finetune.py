@@ -107,8 +107,15 @@ def test_held_out_strokes_drive_model_selection(micrograph, scribbles, fast_conf
     assert (held.val_labels > 0).any()
     assert not ((held.val_labels > 0) & (held.train_labels > 0)).any()
     *_, done = tuner.run()
-    assert done.best_step in {5, 10, 20, 30}
-    assert len(tuner.history) == 4
+    steps = [h[0] for h in tuner.history]
+    assert steps == [5, 10, 20, 21, 30], "every 10 steps, the first at 5, and where the held-out phase ends"
+    assert done.best_step == 30, "the 'last' rule keeps the end of the schedule"
+    best = tune(image, scribbles, replace(fast_config, validation_fraction=0.3, keep="best",
+                                          holdout_until=1.0), 30)
+    *_, done = best.run()
+    scores = {s: acc - 1e-3 * val for s, _, val, acc in best.history}
+    assert scores[done.best_step] == max(scores.values())
+    assert best.check.step == 30, "with no held-out phase end, every check is honest"
 
 
 def test_bad_inputs_are_input_errors(micrograph, scribbles, fast_config):

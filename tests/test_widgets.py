@@ -141,7 +141,7 @@ def test_stop_ends_training_and_keeps_a_model(viewer_with_image, qtbot, fast_tra
     with qtbot.waitSignal(worker.finished, timeout=30_000):
         train.stop_button.click()
     assert train.model_entry is not None
-    assert "stopped by stopped" in train.status.text()
+    assert "stopped on request" in train.status.text()
 
 
 def test_user_mistakes_become_notifications(viewer_with_image, qtbot, monkeypatch, tmp_path):

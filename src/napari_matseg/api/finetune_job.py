@@ -103,19 +103,21 @@ class FinetuneJob(Job):
         if self.stopping:
             tuner.stop()
         quick_accuracy = None
-        if self.preview:
+        if self.preview or tuner.has_held_out:
             quick = QuickClassifier(QuickFitConfig(seed=config.seed), threads=torch.get_num_threads())
             quick.fit([(t.prepared.pixels, t.train_labels) for t in tuner.images])
-            quick_accuracy = quick.balanced_accuracy([t.val_labels for t in tuner.images])
+            if tuner.has_held_out:
+                quick_accuracy = quick.balanced_accuracy(tuner.scoring_labels()[0])
+            tuner.forest_accuracy = self.quick_accuracy = quick_accuracy
+        if self.preview:
             previews = {t.name: tuner.map_back(quick.predict_fitted(i), t.prepared)
                         for i, t in enumerate(tuner.images)}
-            self.quick_accuracy = quick_accuracy
             held = ("" if quick_accuracy is None else
                     f", {quick_accuracy:.0%} of the held-out strokes right")
             yield JobEvent(EventKind.PREVIEW, 0.0, previews=previews, name="quick",
                            message=f"quick preview (filter-bank forest{held}); the network trains…")
         began = time.perf_counter()
-        network_shown = quick_accuracy is None
+        network_shown = quick_accuracy is None or not self.preview
         for event in tuner.run(preview=self.preview):
             if event.kind == "step":
                 yield JobEvent(EventKind.STEP, event.progress, step=event.step,
@@ -137,12 +139,12 @@ class FinetuneJob(Job):
             bundle.provenance["warm_start"] = start.warm_start
         self.result = bundle
         p = tuner.provenance
-        warnings = tuple(tuner.diagnose(start.class_names).warnings) if tuner.class_prior else ()
+        diagnosis = tuner.diagnose(start.class_names) if tuner.finished else None
+        warnings = tuple(diagnosis.warnings) if diagnosis else ()
         yield JobEvent(EventKind.DONE, 1.0, step=tuner.steps_done, max_steps=self.budget.steps,
                        elapsed=float(p.get("seconds", 0)), result=bundle,
                        reason=p.get("stop_reason"), warnings=warnings,
-                       message=(f"{p.get('steps')} steps in {p.get('seconds', 0):.0f} s, best at step "
-                                f"{tuner.best_step} (stopped by {p.get('stop_reason')})"))
+                       message=training_summary(p, tuner.best_step, diagnosis))
 
     def _eta(self, step: int, elapsed: float) -> float | None:
         """Return the seconds left at the pace so far (evaluations included)."""
@@ -160,6 +162,35 @@ class FinetuneJob(Job):
         eta = self._eta(event.step, elapsed)
         left = f" · about {format_seconds(eta)} left" if eta is not None else ""
         return f"step {event.step}{of} · loss {event.loss:.3f}{left}"
+
+
+STOP_REASONS = {
+    "budget": "ran its steps",
+    "plateau": "stopped early: the held-out score had stopped improving",
+    "stopped": "stopped on request",
+    "time cap": "ended by the time cap",
+    "start model kept": "kept the start model: training did not beat it on the held-out strokes",
+}
+
+
+def training_summary(provenance: dict, kept_step: int, diagnosis=None) -> str:
+    """Return the one-line summary of a finished fine-tune: steps, time, the step whose weights
+    were kept, why it ended, and the held-out scores of the network and the quick forest (saying
+    so when the forest won, or when the model collapsed)."""
+    reason = provenance.get("stop_reason") or "stopped"
+    text = (f"{provenance.get('steps')} steps in {provenance.get('seconds', 0):.0f} s, kept step "
+            f"{kept_step}; {STOP_REASONS.get(reason, reason)}")
+    if diagnosis is None:
+        return text
+    if diagnosis.network_accuracy is not None:
+        text += f"; held-out strokes right: network {diagnosis.network_accuracy:.0%}"
+        if diagnosis.forest_accuracy is not None:
+            text += f", quick forest {diagnosis.forest_accuracy:.0%}"
+            if diagnosis.forest_wins:
+                text += " (the forest is better: do not trust the network yet)"
+    if diagnosis.collapsed:
+        text += "; COLLAPSED: paint more and train again"
+    return text
 
 
 def format_seconds(seconds: float) -> str:

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
+
 
 @dataclass
 class DiagnosisThresholds:
-    """When a fine-tune earns a warning; see :func:`diagnose_training`."""
+    """When a fine-tune earns a warning; see :func:`diagnose_training` and :func:`find_collapse`.
+
+    A painted class has vanished when it is predicted on less than ``vanished_share`` of an
+    image it is painted on and on fewer pixels than half its strokes there. One class has
+    swallowed another when it covers more than ``dominant_share`` of an image and takes more than
+    ``swallowed_strokes`` of the other class's strokes on it.
+    """
 
     min_recall: float = 0.5
     max_single_class_fraction: float = 0.9
+    vanished_share: float = 0.01
+    dominant_share: float = 2 / 3
+    swallowed_strokes: float = 0.5
 
 
 @dataclass
@@ -28,6 +39,21 @@ class TrainingDiagnosis:
     image_fractions: list[float]
     held_out: bool
     warnings: list[str] = field(default_factory=list)
+    scored_on_training: list[int] = field(default_factory=list)
+    collapse: list[str] = field(default_factory=list)
+    network_accuracy: float | None = None
+    forest_accuracy: float | None = None
+
+    @property
+    def collapsed(self) -> bool:
+        """True when the kept model failed the collapse check (its class prior is not used)."""
+        return bool(self.collapse)
+
+    @property
+    def forest_wins(self) -> bool:
+        """True when the quick filter-bank forest beat the network on the held-out strokes."""
+        return (self.network_accuracy is not None and self.forest_accuracy is not None
+                and self.forest_accuracy > self.network_accuracy)
 
     @property
     def ok(self) -> bool:
@@ -36,6 +62,9 @@ class TrainingDiagnosis:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["recall"] = {str(k): round(v, 4) for k, v in self.recall.items()}
+        for key in ("network_accuracy", "forest_accuracy"):
+            if d[key] is not None:
+                d[key] = round(d[key], 4)
         return d
 
 
@@ -45,11 +74,51 @@ def _name(cls: int, class_names: list[str] | None) -> str:
     return f"class {cls}"
 
 
+def find_collapse(predicted: list[np.ndarray], strokes: list[np.ndarray],
+                  class_names: list[str] | None = None,
+                  thresholds: DiagnosisThresholds | None = None) -> list[str]:
+    """Return one sentence per sign that a model has collapsed, comparing its class maps
+    (``predicted``, 1..K) of the painted images with the strokes on them (0 unpainted, 1..K).
+
+    The strokes do not tell class shares, but they tell where each class is: a painted class
+    that the model hardly predicts anywhere on its image has vanished, and a class that covers
+    most of an image while taking most of another class's strokes there has swallowed it. Both
+    are what a model that paints the image as one class looks like, whatever the true shares.
+    """
+    t = thresholds or DiagnosisThresholds()
+    findings = []
+    for pred, lab in zip(predicted, strokes):
+        painted = [int(c) for c in np.unique(lab[lab > 0])]
+        if len(painted) < 2:
+            continue
+        counts = np.bincount(pred.ravel(), minlength=max(painted) + 1)
+        shares = counts / max(pred.size, 1)
+        for c in painted:
+            if shares[c] < t.vanished_share and counts[c] < 0.5 * (lab == c).sum():
+                findings.append(f"{_name(c, class_names)} is painted but predicted on only "
+                                f"{shares[c]:.1%} of its image")
+        top = int(np.argmax(shares))
+        if shares[top] <= t.dominant_share:
+            continue
+        for c in painted:
+            if c == top:
+                continue
+            taken = float(np.mean(pred[lab == c] == top))
+            if taken > t.swallowed_strokes:
+                findings.append(f"{_name(top, class_names)} covers {shares[top]:.0%} of an image "
+                                f"and takes {taken:.0%} of the strokes of {_name(c, class_names)}")
+    return findings
+
+
 def diagnose_training(steps: int, min_steps: int, stop_reason: str, recall: dict[int, float],
                       image_fractions: list[float], held_out: bool = True,
                       class_names: list[str] | None = None,
                       thresholds: DiagnosisThresholds | None = None,
-                      extra_warnings: list[str] | None = None) -> TrainingDiagnosis:
+                      extra_warnings: list[str] | None = None,
+                      scored_on_training: list[int] | None = None,
+                      collapse: list[str] | None = None,
+                      network_accuracy: float | None = None,
+                      forest_accuracy: float | None = None) -> TrainingDiagnosis:
     """Return the diagnosis of a finished fine-tune, with a warning for each sign of a model
     that should not be trusted yet.
 
@@ -59,23 +128,40 @@ def diagnose_training(steps: int, min_steps: int, stop_reason: str, recall: dict
     mostly gets wrong (recall below ``min_recall``); one class covering most of the training
     image although several were painted (a collapsed model). Short budgets on slow machines
     produce exactly these models, and their predictions look plausible at a glance.
-    ``extra_warnings`` come first (a time cap that cut the run short, say).
+    ``extra_warnings`` come first (a time cap that cut the run short, say). ``scored_on_training``
+    names the classes that had no held-out strokes (their recall is on the strokes they trained
+    on); ``collapse`` holds :func:`find_collapse`'s findings for the kept model; the network's
+    and the quick forest's balanced accuracies on the held-out strokes are compared.
     """
     t = thresholds or DiagnosisThresholds()
     warnings = list(extra_warnings or [])
+    collapse = list(collapse or [])
+    if collapse:
+        warnings.append("the model has collapsed (" + "; ".join(collapse) + "): do not use it; "
+                        "paint more strokes of the classes named, across the image, and train again")
     if steps < min_steps and stop_reason != "plateau":
         warnings.append(f"trained only {steps} steps, fewer than the {min_steps} the recipe needs: "
                         "give it more steps, or train again to continue from this model")
-    where = "held-out strokes" if held_out else "strokes"
+    on_training = sorted(scored_on_training or [])
     for cls, r in sorted(recall.items()):
+        where = "held-out strokes" if held_out and cls not in on_training else "strokes"
         if r < t.min_recall:
             warnings.append(f"the model labels only {r:.0%} of the {where} of {_name(cls, class_names)} "
                             "correctly: paint more of it, where it differs from its neighbours")
-    if len(recall) >= 2 and image_fractions:
+    if held_out and on_training:
+        names = ", ".join(_name(c, class_names) for c in on_training)
+        warnings.append(f"{names} had no held-out strokes (painted in one piece), so the check "
+                        "used the strokes it trained on: paint it in two places or more")
+    if network_accuracy is not None and forest_accuracy is not None and forest_accuracy > network_accuracy:
+        warnings.append(f"the quick filter-bank forest labels {forest_accuracy:.0%} of the held-out "
+                        f"strokes right and the network only {network_accuracy:.0%}: train longer or "
+                        "paint more before trusting the network")
+    if len(recall) >= 2 and image_fractions and not collapse:
         top = max(range(len(image_fractions)), key=image_fractions.__getitem__)
         share = image_fractions[top]
         if share > t.max_single_class_fraction:
             warnings.append(f"the model labels {share:.0%} of its training image as "
                             f"{_name(top + 1, class_names)} although {len(recall)} classes are "
                             "painted: it has collapsed to one class; train longer or paint more")
-    return TrainingDiagnosis(steps, dict(recall), list(image_fractions), held_out, warnings)
+    return TrainingDiagnosis(steps, dict(recall), list(image_fractions), held_out, warnings,
+                             on_training, collapse, network_accuracy, forest_accuracy)

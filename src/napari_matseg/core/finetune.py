@@ -23,7 +23,7 @@ from .augment import AugmentConfig
 from .budget import Budget
 from .checks import check_float, check_int, check_training_batch
 from .device import fast_layout, pick_device, seed_everything
-from .diagnosis import TrainingDiagnosis, diagnose_training
+from .diagnosis import TrainingDiagnosis, diagnose_training, find_collapse
 from .errors import InputError
 from .imageio import to_grey
 from .infoband import content_rows
@@ -32,6 +32,7 @@ from .predict import PredictConfig, predict_tiled
 from .preprocess import (PreparedImage, PreprocessConfig, auto_scale, check_pixel_size, labels_like,
                          prepare_image, resize_to)
 from .scribbles import IGNORE, ScribbleCropSampler, check_scribbles, class_weights, split_strokes
+from .selection import CheckpointSelector, SelectionRule
 
 if typing.TYPE_CHECKING:
     from .bundle import ModelBundle
@@ -43,6 +44,11 @@ class FinetuneConfig:
 
     ``budget`` counts optimiser steps (180 by default); its optional time cap ends a run early
     and says so (:class:`~napari_matseg.core.budget.Budget`).
+
+    ``validation_fraction`` of each class's strokes is held out to check the model; for the first
+    ``holdout_until`` of the budget they do not train, then they join training so the final
+    model learns from every stroke (1.0 keeps them out to the end). ``keep``, ``patience`` and
+    ``min_steps`` make the :class:`~napari_matseg.core.selection.SelectionRule`.
     """
 
     budget: Budget = field(default_factory=Budget)
@@ -55,6 +61,8 @@ class FinetuneConfig:
     label_smoothing: float = 0.05
     entropy_weight: float = 0.0
     validation_fraction: float = 0.2
+    holdout_until: float = 0.7
+    keep: str = "last"
     eval_every: int = 10
     first_eval: int = 5
     patience: int = 12
@@ -71,6 +79,8 @@ class FinetuneConfig:
             check_float(name.replace("_", " "), getattr(self, name), 0, 10)
         check_float("the label smoothing", self.label_smoothing, 0, 1)
         check_float("the validation fraction", self.validation_fraction, 0, 0.9)
+        check_float("the held-out phase", self.holdout_until, 0, 1)
+        _ = self.selection  # SelectionRule checks keep, patience and min_steps
         for name in ("eval_every", "first_eval", "patience"):
             check_int(name.replace("_", " "), getattr(self, name), 1)
         check_int("the minimum steps", self.min_steps, 0)
@@ -79,6 +89,11 @@ class FinetuneConfig:
         check_int("the seed", self.seed, 0)
         if not isinstance(self.augment, AugmentConfig):
             raise InputError("augment must be an AugmentConfig")
+
+    @property
+    def selection(self) -> SelectionRule:
+        """The rule that picks the kept weights and the plateau stop."""
+        return SelectionRule(self.keep, self.patience, self.min_steps)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -182,6 +197,27 @@ class TrainingImage:
     record: dict
 
 
+@dataclass
+class Evaluation:
+    """One check of the network on the strokes: the loss and balanced accuracy over every
+    painted class, the recall per class (1..K), the classes that had no held-out strokes and
+    were scored on their training strokes, :func:`~napari_matseg.core.diagnosis.find_collapse`'s
+    findings, and previews (class maps 1..K at each image's size) when asked for."""
+
+    step: int
+    loss: float
+    accuracy: float
+    recall: dict[int, float]
+    scored_on_training: list[int]
+    collapse: list[str]
+    previews: dict[str, np.ndarray] | None = None
+
+    @property
+    def score(self) -> float:
+        """What the selection ranks by: balanced accuracy, the loss breaking ties."""
+        return self.accuracy - 1e-3 * self.loss
+
+
 def _check_names(images: Sequence[AnnotatedImage]) -> None:
     names = [item.name for item in images]
     duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -261,6 +297,10 @@ class Finetuner:
         self.steps_done = 0
         self.stop_reason: str | None = None
         self.history: list[tuple[int, float, float, float]] = []
+        self.kept: Evaluation | None = None
+        self.check: Evaluation | None = None
+        self.image_fractions: list[float] | None = None
+        self.forest_accuracy: float | None = None
 
     @property
     def model(self) -> SegmentationModel:
@@ -345,25 +385,39 @@ class Finetuner:
     def has_held_out(self) -> bool:
         return any((t.val_labels > 0).any() for t in self.images)
 
-    def _evaluate(self, want_preview: bool
-                  ) -> tuple[float, float, dict[int, float], dict[str, np.ndarray] | None]:
-        """Return loss, balanced accuracy and recall per painted class (1..K) on held-out strokes
-        (or all strokes) of every training image, and previews.
-
-        Balanced accuracy (mean recall over painted classes) decides which weights are kept:
-        the loss on thin held-out strokes rises with confidence long before accuracy falls.
-        """
-        held_out = self.has_held_out
-        probs_at, targets, previews = [], [], {}
+    def scoring_labels(self) -> tuple[list[np.ndarray], list[int]]:
+        """Return, per image, the strokes the network is scored on, and the classes scored on
+        their training strokes: every painted class counts, on its held-out strokes where it
+        has any, else on the strokes it trains on (a class painted in one piece)."""
+        held = {int(c) for t in self.images for c in np.unique(t.val_labels[t.val_labels > 0])}
+        painted = {int(c) for t in self.images for c in np.unique(t.labels[t.labels > 0])}
+        on_training = sorted(painted - held) if held else []
+        refs = []
         for t in self.images:
+            ref = t.val_labels.copy() if held else t.train_labels.copy()
+            if on_training:
+                extra = np.isin(t.train_labels, on_training)
+                ref[extra] = t.train_labels[extra]
+            refs.append(ref)
+        return refs, on_training
+
+    def _evaluate(self, step: int, want_preview: bool) -> Evaluation:
+        """Return the :class:`Evaluation` of the network now: every painted class scored
+        (balanced accuracy decides which weights are kept: the loss on thin held-out strokes
+        rises with confidence long before accuracy falls), and the collapse check of its class
+        maps against all the strokes of each image."""
+        refs, on_training = self.scoring_labels()
+        probs_at, targets, previews, maps = [], [], {}, []
+        for t, ref in zip(self.images, refs):
             _, probs, _ = predict_tiled(self.model, t.prepared.pixels,
                                         PredictConfig(keep_probabilities=True), self.device)
-            ref = t.val_labels if held_out else t.train_labels
             mask = ref > 0
             probs_at.append(probs[:, mask])
             targets.append(ref[mask] - 1)
+            classes = probs.argmax(axis=0) + 1
+            maps.append(classes)
             if want_preview:
-                previews[t.name] = self.map_back(probs.argmax(axis=0) + 1, t.prepared)
+                previews[t.name] = self.map_back(classes, t.prepared)
         self.model.train()
         if self.config.freeze_encoder_bn:
             _set_encoder_bn_eval(self.model)
@@ -375,7 +429,9 @@ class Finetuner:
         hits = p.argmax(axis=0) == target
         recall = {int(c) + 1: float(hits[target == c].mean()) for c in np.unique(target)}
         accuracy = float(np.mean(list(recall.values())))
-        return loss, accuracy, recall, (previews if want_preview else None)
+        collapse = find_collapse(maps, [t.labels for t in self.images])
+        return Evaluation(step, loss, accuracy, recall, on_training, collapse,
+                          previews if want_preview else None)
 
     def _class_prior(self) -> list[float]:
         """Return the class fractions the trained model finds in all its training images: the
@@ -397,6 +453,15 @@ class Finetuner:
         out = np.zeros(prepared.original_shape, np.uint8)
         out[:rows] = classes
         return out
+
+    def _keep(self, result: Evaluation, model: SegmentationModel,
+              selector: CheckpointSelector) -> None:
+        """Offer an evaluation to the selection rule and copy the weights it keeps."""
+        if result.step == 0:
+            self._start_state = copy.deepcopy(model.state_dict())
+        if selector.consider(result.step, result.score, passed=not result.collapse):
+            self.best_state = self._start_state if result.step == 0 else copy.deepcopy(model.state_dict())
+            self.best_step, self.kept, self.best_recall = result.step, result, result.recall
 
     def run(self, preview: bool = False) -> Iterator[TrainingEvent]:
         """Train, yielding events; ends with one ``"done"`` event.
@@ -423,22 +488,34 @@ class Finetuner:
         use_amp = self.device.type == "cuda"
         scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
         start = time.perf_counter()
-        best, best_val, stale, loss_ema, reason = -np.inf, float("inf"), 0, None, "budget"
-        step = 0
+        selector = CheckpointSelector(cfg.selection)
+        loss_ema, reason, step = None, "budget", 0
+        holding_out = self.has_held_out and cfg.holdout_until > 0
+        start_score = None
         if self.steps_before and self.has_held_out:
             # A continued run must not end worse than where it started: the start model is
             # scored on the held-out strokes first and kept unless training beats it.
-            val, acc, recall, _ = self._evaluate(False)
-            best, best_val, self.best_step = acc - 1e-3 * val, val, 0
-            self.best_state = copy.deepcopy(model.state_dict())
-            self.best_recall = recall
-            self.history.append((0, float("nan"), val, acc))
+            result = self._evaluate(0, False)
+            start_score = result.score
+            self.check = result
+            self._keep(result, model, selector)
+            self.history.append((0, float("nan"), result.loss, result.accuracy))
             yield TrainingEvent("eval", 0, max_steps, float("nan"), time.perf_counter() - start,
-                                0.0, val, acc, 0, None)
+                                0.0, result.loss, result.accuracy, 0, None)
         try:
             for step in range(1, max_steps + 1):
                 elapsed = time.perf_counter() - start
-                factor = warmup_cosine(budget.progress(step - 1, elapsed))
+                progress = budget.progress(step - 1, elapsed)
+                if holding_out and self.check is not None and self.check.step > 0 \
+                        and progress >= cfg.holdout_until:
+                    holding_out = False
+                    if start_score is not None and self.check.score <= start_score:
+                        reason = "start model kept"
+                        break
+                    sampler = ScribbleCropSampler([(t.prepared.pixels, t.labels) for t in self.images],
+                                                  cfg.crop_size, cfg.augment, self.rng,
+                                                  model.standardise)
+                factor = warmup_cosine(progress)
                 for group, base_lr in zip(opt.param_groups, base_lrs):
                     group["lr"] = base_lr * factor
                 batch = sampler.sample(cfg.batch_size)
@@ -459,22 +536,20 @@ class Finetuner:
                                     budget.progress(step, elapsed))
                 out_of_time = budget.out_of_time(elapsed)
                 last = step == max_steps or out_of_time or self.stopping
-                if step % cfg.eval_every == 0 or step == cfg.first_eval or last:
+                ends_holdout = holding_out and budget.progress(step, elapsed) >= cfg.holdout_until
+                if step % cfg.eval_every == 0 or step == cfg.first_eval or last or ends_holdout:
                     want = preview and (cfg.preview_every is None or step % cfg.preview_every == 0
                                         or last)
-                    val, acc, recall, previews = self._evaluate(want)
-                    self.history.append((step, loss_ema, val, acc))
-                    if acc - 1e-3 * val > best:
-                        best, best_val, stale, self.best_step = acc - 1e-3 * val, val, 0, step
-                        self.best_state = copy.deepcopy(model.state_dict())
-                        self.best_recall = recall
-                    else:
-                        stale += 1
+                    result = self._evaluate(step, want)
+                    if holding_out or not self.has_held_out:
+                        self.check = result
+                    self.history.append((step, loss_ema, result.loss, result.accuracy))
+                    self._keep(result, model, selector)
                     now = time.perf_counter() - start
                     yield TrainingEvent("eval", step, max_steps, loss_ema, now,
-                                        budget.progress(step, now), val, acc, self.best_step,
-                                        previews)
-                    if stale >= cfg.patience and step >= cfg.min_steps:
+                                        budget.progress(step, now), result.loss, result.accuracy,
+                                        self.best_step, result.previews)
+                    if selector.plateaued(step) and not holding_out:
                         reason = "plateau"
                         break
                 if self.stopping:
@@ -483,11 +558,17 @@ class Finetuner:
                 if out_of_time:
                     reason = "time cap"
                     break
+            if start_score is not None and holding_out and self.check is not None \
+                    and self.check.score <= start_score:
+                reason = "start model kept"
         finally:
             model.encoder.requires_grad_(True)
+            if reason == "start model kept":
+                self.best_state, self.best_step = self._start_state, 0
             if self.best_state is not None:
                 model.load_state_dict(self.best_state)
             model.eval()
+        best_val = self.kept.loss if self.kept is not None else None
         self.stop_reason = reason
         self.finish(step, time.perf_counter() - start, best_val)
         yield TrainingEvent("done", step, max_steps, loss_ema or 0.0,
@@ -495,14 +576,28 @@ class Finetuner:
                             reason=reason, diagnosis=self.diagnose())
 
     def finish(self, steps: int, seconds: float, best_val: float | None = None) -> None:
-        """Measure the kept model's class prior and record the run in the provenance (done by
-        :meth:`run` however it ends; a model is complete only after this)."""
-        self.class_prior = self._class_prior()
+        """Measure the kept model's class shares and record the run in the provenance (done by
+        :meth:`run` however it ends; a model is complete only after this). The shares become
+        the class prior only when the model passed the collapse check: a collapsed model's
+        shares would push every prediction further towards its one class."""
+        self.image_fractions = self._class_prior()
+        self.class_prior = None if self.collapsed else self.image_fractions
         self.provenance.update({"steps": steps, "total_steps": self.steps_before + steps,
                                 "best_step": self.best_step, "best_val_loss": best_val,
                                 "stop_reason": self.stop_reason or "stopped",
                                 "seconds": round(seconds, 2), "device": self.device.type,
-                                "seed": self.config.seed})
+                                "seed": self.config.seed,
+                                "selection": self.config.selection.describe(),
+                                "checked_at_step": self.check.step if self.check else None})
+
+    @property
+    def finished(self) -> bool:
+        return self.image_fractions is not None
+
+    @property
+    def collapsed(self) -> bool:
+        """True when the kept model failed the collapse check (no model of the run passed)."""
+        return self.kept is not None and bool(self.kept.collapse)
 
     def diagnose(self, class_names: list[str] | None = None) -> TrainingDiagnosis:
         """Return the finished model's self-check (held-out recall per class, class shares in
@@ -510,10 +605,16 @@ class Finetuner:
         extra = []
         if self.stop_reason == "time cap":
             extra.append(self.config.budget.cut_short(self.steps_done))
+        check = self.check or self.kept
         return diagnose_training(self.steps_before + self.steps_done, self.config.min_steps,
-                                 self.stop_reason or "stopped", self.best_recall,
-                                 self.class_prior or [], self.has_held_out, class_names,
-                                 extra_warnings=[e for e in extra if e])
+                                 self.stop_reason or "stopped", check.recall if check else {},
+                                 self.image_fractions or [], self.has_held_out, class_names,
+                                 extra_warnings=[e for e in extra if e],
+                                 scored_on_training=check.scored_on_training if check else [],
+                                 collapse=self.kept.collapse if self.kept else [],
+                                 network_accuracy=(check.accuracy if check and self.has_held_out
+                                                   else None),
+                                 forest_accuracy=self.forest_accuracy)
 
     def train(self) -> SegmentationModel:
         """Run to completion without reporting and return the trained model."""
@@ -529,7 +630,7 @@ class Finetuner:
 
         provenance = {**self.provenance, "package_version": __version__,
                       "finetune": self.config.to_dict()}
-        if self.class_prior is not None:
+        if self.finished:
             provenance["diagnosis"] = self.diagnose(class_names).to_dict()
         return ModelBundle(self.model.cpu(), list(class_names or []), list(class_colours or []),
                            self.preprocess, provenance, class_prior=self.class_prior)

@@ -65,17 +65,18 @@ def _unit_hash(keys: np.ndarray, salt: int) -> np.ndarray:
     return (z >> np.uint64(11)).astype(np.float64) / float(2**53)
 
 
-def split_strokes(labels: np.ndarray, fraction: float, salt: int,
-                  block: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Return (train, validation) label arrays; validation gets whole pieces of strokes.
+def split_strokes(labels: np.ndarray, fraction: float, salt: int, block: int = 64,
+                  max_share: float = 0.35) -> tuple[np.ndarray, np.ndarray]:
+    """Return (train, validation) label arrays; validation gets whole pieces of strokes, close to
+    ``fraction`` of *each* class's painted pixels.
 
-    The strokes of each class are cut at a grid of ``block`` pixels; each piece (a class in a
-    grid cell) is held out when a hash of (``salt``, class, cell) falls below ``fraction``, so
-    about that share of the pieces measure the model on pixels it never trained on. The choice
-    depends only on the piece: strokes painted in a later round never move an earlier piece
-    between training and held-out, so a continued run is checked on the same held-out strokes
-    as the run before (plus new ones). Every class keeps at least one piece for training; a
-    class painted in a single piece stays entirely in training.
+    The strokes of each class are cut at a grid of ``block`` pixels into pieces (a class in a
+    grid cell). The pieces of a class are taken in the order of a hash of (``salt``, class,
+    cell) and held out while the class's held-out share stays within ``max_share`` of its
+    pixels, until it reaches ``fraction``. The order depends only on the piece, so strokes
+    painted in a later round leave earlier held-out pieces held out (unless a piece grows past
+    the share), and a continued run is checked on much the same strokes as the run before.
+    A class painted in a single piece stays entirely in training: it has nothing to spare.
     """
     train = labels.copy()
     val = np.zeros_like(labels)
@@ -86,20 +87,28 @@ def split_strokes(labels: np.ndarray, fraction: float, salt: int,
         return train, val
     width = labels.shape[1]
     rows, cols = np.divmod(painted, width)
-    cells_per_row = width // block + 1
-    cell = (rows // block) * cells_per_row + cols // block
+    cell = (rows // block) * (width // block + 1) + cols // block
+    cells = int(cell.max()) + 1
     classes = labels.ravel()[painted].astype(np.int64)
-    units, inverse = np.unique(classes * (cell.max() + 1) + cell, return_inverse=True)
-    unit_class = units // (cell.max() + 1)
-    unit_cell = units % (cell.max() + 1)
-    draw = _unit_hash(unit_class * np.int64(1 << 40) + unit_cell, salt)
-    held = draw < fraction
+    units, inverse, sizes = np.unique(classes * cells + cell, return_inverse=True, return_counts=True)
+    unit_class = units // cells
+    draw = _unit_hash(unit_class * np.int64(1 << 40) + units % cells, salt)
+    held = np.zeros(len(units), bool)
+    limit = max(fraction, min(max_share, 1.5 * fraction))
     for cls in np.unique(unit_class):
         mine = np.flatnonzero(unit_class == cls)
         if len(mine) < 2:
-            held[mine] = False
-        elif held[mine].all():
-            held[mine[np.argmax(draw[mine])]] = False
+            continue
+        total, taken = sizes[mine].sum(), 0
+        for unit in mine[np.argsort(draw[mine], kind="stable")]:
+            if taken >= fraction * total:
+                break
+            if taken + sizes[unit] <= limit * total:
+                held[unit] = True
+                taken += sizes[unit]
+        if not held[mine].any():
+            smallest = mine[np.argmin(sizes[mine])]
+            held[smallest] = sizes[smallest] <= 0.5 * total
     moved = painted[held[inverse.ravel()]]
     val.ravel()[moved] = labels.ravel()[moved]
     train.ravel()[moved] = 0
