@@ -190,7 +190,8 @@ def test_training_on_two_images_of_different_sizes(micrograph, scribbles, fast_c
     assert [r["name"] for r in records] == ["a", "b"]
     assert records[1]["shape"] == [96, 224] and records[1]["painted_pixels"] == int((strokes > 0).sum())
     assert all((t.val_labels > 0).any() for t in tuner.images), "held-out strokes from every image"
-    assert len(bundle.class_prior) == 3 and sum(bundle.class_prior) == pytest.approx(1, abs=1e-4)
+    assert len(tuner.image_fractions) == 3 and sum(tuner.image_fractions) == pytest.approx(1, abs=1e-4)
+    assert bundle.class_prior == (None if tuner.collapsed else tuner.image_fractions)
     del owners
 
 

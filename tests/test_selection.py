@@ -108,6 +108,9 @@ def test_collapse_is_found_where_a_class_vanishes_or_is_swallowed():
     tiny[0, :20] = 3
     tiny[50:52, 10:60] = 2
     assert find_collapse([rare], [tiny]) == []
+    dab = strokes.copy()
+    dab[30, 10:14] = 4  # 4 of 304 painted pixels: a recall warning, not a collapse
+    assert find_collapse([healthy], [dab]) == []
 
 
 def test_the_diagnosis_names_classes_without_held_out_strokes_and_a_better_forest():

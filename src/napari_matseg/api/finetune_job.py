@@ -187,7 +187,7 @@ def training_summary(provenance: dict, kept_step: int, diagnosis=None) -> str:
         if diagnosis.forest_accuracy is not None:
             text += f", quick forest {diagnosis.forest_accuracy:.0%}"
             if diagnosis.forest_wins:
-                text += " (the forest is better: do not trust the network yet)"
+                text += " (the forest does better on these strokes)"
     if diagnosis.collapsed:
         text += "; COLLAPSED: paint more and train again"
     return text

@@ -12,7 +12,9 @@ class DiagnosisThresholds:
     """When a fine-tune earns a warning; see :func:`diagnose_training` and :func:`find_collapse`.
 
     A painted class has vanished when it is predicted on less than ``vanished_share`` of an
-    image it is painted on and on fewer pixels than half its strokes there. One class has
+    image it is painted on and on fewer pixels than half its strokes there, and it holds at least
+    ``vanished_min_strokes`` of that image's painted pixels (a class painted in a dab or two, such
+    as rare precipitates, earns a recall warning instead: it is not a collapse). One class has
     swallowed another when it covers more than ``dominant_share`` of an image and takes more than
     ``swallowed_strokes`` of the other class's strokes on it.
     """
@@ -20,6 +22,7 @@ class DiagnosisThresholds:
     min_recall: float = 0.5
     max_single_class_fraction: float = 0.9
     vanished_share: float = 0.01
+    vanished_min_strokes: float = 0.05
     dominant_share: float = 2 / 3
     swallowed_strokes: float = 0.5
 
@@ -93,8 +96,11 @@ def find_collapse(predicted: list[np.ndarray], strokes: list[np.ndarray],
             continue
         counts = np.bincount(pred.ravel(), minlength=max(painted) + 1)
         shares = counts / max(pred.size, 1)
+        strokes_of = {c: int((lab == c).sum()) for c in painted}
+        total = sum(strokes_of.values())
         for c in painted:
-            if shares[c] < t.vanished_share and counts[c] < 0.5 * (lab == c).sum():
+            if (shares[c] < t.vanished_share and counts[c] < 0.5 * strokes_of[c]
+                    and strokes_of[c] >= t.vanished_min_strokes * total):
                 findings.append(f"{_name(c, class_names)} is painted but predicted on only "
                                 f"{shares[c]:.1%} of its image")
         top = int(np.argmax(shares))
@@ -136,12 +142,12 @@ def diagnose_training(steps: int, min_steps: int, stop_reason: str, recall: dict
     t = thresholds or DiagnosisThresholds()
     warnings = list(extra_warnings or [])
     collapse = list(collapse or [])
-    if collapse:
-        warnings.append("the model has collapsed (" + "; ".join(collapse) + "): do not use it; "
-                        "paint more strokes of the classes named, across the image, and train again")
     if steps < min_steps and stop_reason != "plateau":
         warnings.append(f"trained only {steps} steps, fewer than the {min_steps} the recipe needs: "
                         "give it more steps, or train again to continue from this model")
+    if collapse:
+        warnings.append("the model has collapsed (" + "; ".join(collapse) + "): do not use it; "
+                        "paint more strokes of the classes named, across the image, and train again")
     on_training = sorted(scored_on_training or [])
     for cls, r in sorted(recall.items()):
         where = "held-out strokes" if held_out and cls not in on_training else "strokes"
@@ -154,8 +160,9 @@ def diagnose_training(steps: int, min_steps: int, stop_reason: str, recall: dict
                         "used the strokes it trained on: paint it in two places or more")
     if network_accuracy is not None and forest_accuracy is not None and forest_accuracy > network_accuracy:
         warnings.append(f"the quick filter-bank forest labels {forest_accuracy:.0%} of the held-out "
-                        f"strokes right and the network only {network_accuracy:.0%}: train longer or "
-                        "paint more before trusting the network")
+                        f"strokes right and the network {network_accuracy:.0%}: on the painted images "
+                        "the forest may segment better; train longer or paint more, and compare both "
+                        "on an image nobody painted before trusting either")
     if len(recall) >= 2 and image_fractions and not collapse:
         top = max(range(len(image_fractions)), key=image_fractions.__getitem__)
         share = image_fractions[top]

@@ -74,8 +74,9 @@ def split_strokes(labels: np.ndarray, fraction: float, salt: int, block: int = 6
     grid cell). The pieces of a class are taken in the order of a hash of (``salt``, class,
     cell) and held out while the class's held-out share stays within ``max_share`` of its
     pixels, until it reaches ``fraction``. The order depends only on the piece, so strokes
-    painted in a later round leave earlier held-out pieces held out (unless a piece grows past
-    the share), and a continued run is checked on much the same strokes as the run before.
+    painted in a later round leave earlier held-out pieces held out (a class with more strokes
+    may hold out a few more of its pieces), and a continued run is checked on much the same
+    strokes as the run before.
     A class painted in a single piece stays entirely in training: it has nothing to spare.
     """
     train = labels.copy()
