@@ -81,9 +81,8 @@ class FinetuneConfig:
         check_float("the validation fraction", self.validation_fraction, 0, 0.9)
         check_float("the held-out phase", self.holdout_until, 0, 1)
         _ = self.selection  # SelectionRule checks keep, patience and min_steps
-        for name in ("eval_every", "first_eval", "patience"):
+        for name in ("eval_every", "first_eval"):
             check_int(name.replace("_", " "), getattr(self, name), 1)
-        check_int("the minimum steps", self.min_steps, 0)
         if self.preview_every is not None:
             check_int("the preview interval", self.preview_every, 1)
         check_int("the seed", self.seed, 0)
@@ -292,7 +291,6 @@ class Finetuner:
                                                       self.config.balance_power))
         self.best_state: dict | None = None
         self.class_prior: list[float] | None = None
-        self.best_recall: dict[int, float] = {}
         self.best_step = 0
         self.steps_done = 0
         self.stop_reason: str | None = None
@@ -461,7 +459,7 @@ class Finetuner:
             self._start_state = copy.deepcopy(model.state_dict())
         if selector.consider(result.step, result.score, passed=not result.collapse):
             self.best_state = self._start_state if result.step == 0 else copy.deepcopy(model.state_dict())
-            self.best_step, self.kept, self.best_recall = result.step, result, result.recall
+            self.best_step, self.kept = result.step, result
 
     def run(self, preview: bool = False) -> Iterator[TrainingEvent]:
         """Train, yielding events; ends with one ``"done"`` event.
@@ -475,8 +473,11 @@ class Finetuner:
         model.train()
         if cfg.freeze_encoder_bn:
             _set_encoder_bn_eval(model)
-        sampler = ScribbleCropSampler([(t.prepared.pixels, t.train_labels) for t in self.images],
-                                      cfg.crop_size, cfg.augment, self.rng, model.standardise)
+        def crops_from(labels_of) -> ScribbleCropSampler:
+            return ScribbleCropSampler([(t.prepared.pixels, labels_of(t)) for t in self.images],
+                                       cfg.crop_size, cfg.augment, self.rng, model.standardise)
+
+        sampler = crops_from(lambda t: t.train_labels)
         frozen = cfg.encoder_lr == 0
         model.encoder.requires_grad_(not frozen)
         groups = [{"params": [*model.decoder.parameters(), *model.head.parameters()],
@@ -512,9 +513,7 @@ class Finetuner:
                     if start_score is not None and self.check.score <= start_score:
                         reason = "start model kept"
                         break
-                    sampler = ScribbleCropSampler([(t.prepared.pixels, t.labels) for t in self.images],
-                                                  cfg.crop_size, cfg.augment, self.rng,
-                                                  model.standardise)
+                    sampler = crops_from(lambda t: t.labels)
                 factor = warmup_cosine(progress)
                 for group, base_lr in zip(opt.param_groups, base_lrs):
                     group["lr"] = base_lr * factor
