@@ -7,6 +7,11 @@ Two stroke styles: ``simulator`` (the package's own :func:`simulate_scribbles`, 
 fold) and ``files`` (the fixed strokes of ``MetalDAM/strokes/``, drawn by a simulator that is not
 ours; MetalDAM only). Each run is scored on the fold's test images and, for strokes, on the shot
 image's unpainted pixels.
+
+``--unlabeled`` lets the network learn from pixels nobody painted (issue 26): ``shot`` only the
+shot image's unpainted pixels; ``inductive`` also six of the fold's other training images (NASA:
+its validation images), labels unused; ``transductive`` also the fold's test images, as a user who
+adapts the model to the folder they predict (labels used only for scoring).
 """
 
 from __future__ import annotations
@@ -75,6 +80,7 @@ class UNetMethod:
         self.name = name
         self.encoder_weights = encoder_weights
         self.keep_decoder = keep_decoder  # hand over the pretrained decoder too
+        self.unlabeled = []  # (name, image) pairs nobody painted, set per split
 
     def fit(self, image, scribbles, num_classes, pixel_size=None, start=None):
         """Fine-tune on one image's strokes (from ``start``, a bundle to continue, when given);
@@ -87,7 +93,9 @@ class UNetMethod:
                            encoder=None if self.encoder == DEFAULT_ENCODER else self.encoder,
                            scale=self.scale, device=self.config.device,
                            encoder_weights=self.encoder_weights,
-                           transfer="network" if self.keep_decoder else "encoder")
+                           transfer="network" if self.keep_decoder else "encoder",
+                           unlabeled=[api.UnlabeledImage(im, name, info_band=0)
+                                      for name, im in self.unlabeled])
         self.bundle = job.wait()
         self.info = {k: self.bundle.provenance[k] for k in ("steps", "best_step", "stop_reason")}
         self.fit_seconds = time.perf_counter() - t
@@ -172,7 +180,9 @@ def run_split(method, train_image, train_labels, test_pairs, num_classes, miou_c
     extra = ({"miou_flip_tta": score(cm_tta, miou_classes).miou,
               "miou_without_prior": score(cm_plain, miou_classes).miou,
               "class_prior": method.bundle.class_prior,
-              "diagnosis": method.bundle.provenance.get("diagnosis")} if with_tta else {})
+              "diagnosis": method.bundle.provenance.get("diagnosis"),
+              "unlabeled_log": method.bundle.provenance.get("unlabeled", {}).get("log")}
+             if with_tta else {})
     return {**extra, "miou": s.miou, "iou": s.iou.tolist(), "fraction_error": s.fraction_error.tolist(),
             "accuracy": s.accuracy, "confusion": cm.tolist(), "fit_seconds": fit_s,
             "predict_seconds_per_image": float(np.mean(pred_s)), "miou_per_image": per_image,
@@ -196,7 +206,23 @@ def unpainted_score(method, image, truth, labels, num_classes, miou_classes, pix
     return score(cm, miou_classes).miou
 
 
-def metaldam_folds(folds, modes, methods, seed, physical_scale=False, strokes=("simulator",)):
+def unlabeled_for(setting: str, others: list, tests: list) -> list:
+    """Return the (name, image) pairs nobody painted that a split learns from under ``setting``."""
+    if setting == "inductive":
+        return others
+    if setting == "transductive":
+        return tests
+    return []
+
+
+def set_unlabeled(methods, pairs) -> None:
+    for method in methods:
+        if isinstance(method, UNetMethod):
+            method.unlabeled = pairs
+
+
+def metaldam_folds(folds, modes, methods, seed, physical_scale=False, strokes=("simulator",),
+                   unlabeled="none"):
     splits = json.loads((DATA / "MetalDAM" / "splits" / "official_6fold.json").read_text())
     rows = []
     for fold in folds:
@@ -205,6 +231,12 @@ def metaldam_folds(folds, modes, methods, seed, physical_scale=False, strokes=("
                     if {0, 1, 2} <= set(np.unique(metaldam_pair(n)[1]).tolist()))
         image, truth = metaldam_pair(shot)
         tests = [metaldam_pair(n) for n in split["test"]]
+        others = [n for n in split["train"] if n != shot]
+        picks = np.random.default_rng(seed + fold).choice(len(others), 6, replace=False)
+        set_unlabeled(methods, unlabeled_for(
+            unlabeled, [(others[i], metaldam_pair(others[i])[0]) for i in sorted(picks)]
+            if unlabeled == "inductive" else [],
+            [(n, im) for n, (im, _) in zip(split["test"], tests)]))
         pixel_sizes = ([metaldam_pixel_size(n) for n in [shot] + split["test"]] if physical_scale
                        else None)
         runs = [("dense", "dense", truth.astype(np.int64) + 1)] if "dense" in modes else []
@@ -232,10 +264,13 @@ def metaldam_folds(folds, modes, methods, seed, physical_scale=False, strokes=("
     return rows
 
 
-def nasa_super3(modes, methods, seed):
+def nasa_super3(modes, methods, seed, unlabeled="none"):
     split = json.loads((DATA / "NASA-Superalloy" / "splits" / "Super3.json").read_text())
     image, truth = nasa_pair(split["train"][0])
     rows = []
+    set_unlabeled(methods, unlabeled_for(
+        unlabeled, [(n, nasa_pair(n)[0]) for n in split["val"]],
+        [(n, nasa_pair(n)[0]) for n in split["test"] + split["different_test"]]))
     for mode in modes:
         labels = (simulate_scribbles(truth, seed=seed) if mode == "scribble"
                   else truth.astype(np.int64) + 1)
@@ -319,6 +354,11 @@ def main(argv=None):
                    help=f"timm encoder of matseg's model (default {DEFAULT_ENCODER})")
     p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                    help="override FinetuneConfig fields (for ablations)")
+    p.add_argument("--unlabeled", default="none", choices=["none", "shot", "inductive", "transductive"],
+                   help="learn from unpainted pixels (issue 26): the shot image's, plus other "
+                        "training images (inductive) or the test images (transductive)")
+    p.add_argument("--unlabeled-set", nargs="*", default=[], metavar="FIELD=VALUE",
+                   help="override UnlabeledConfig fields (weight defaults to 1 with --unlabeled)")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "fewshot.json")
     args = p.parse_args(argv)
     if not DATA.is_dir():
@@ -331,15 +371,22 @@ def main(argv=None):
     for item in args.set:
         key, value = item.split("=", 1)
         config = replace(config, **{key: type(getattr(config, key))(value) if getattr(config, key) is not None else float(value)})
+    if args.unlabeled != "none" or args.unlabeled_set:
+        fields = {"weight": 1.0}
+        for item in args.unlabeled_set:
+            key, value = item.split("=", 1)
+            fields[key] = type(getattr(config.unlabeled, key))(value)
+        config = replace(config, unlabeled=replace(config.unlabeled, **fields))
     methods = [UNetMethod(config, scale=args.scale, encoder=args.encoder) if m == "matseg" else RandomForestMethod(args.seed) for m in args.methods]
     rows = metaldam_folds(args.folds, args.modes, methods, args.seed, args.physical_scale,
-                          args.strokes)
+                          args.strokes, args.unlabeled)
     if not args.no_nasa:
-        rows += nasa_super3(args.modes, methods, args.seed)
+        rows += nasa_super3(args.modes, methods, args.seed, args.unlabeled)
     table = summarise(rows)
     print_table(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"config": config.to_dict(), "threads": args.threads,
+                                    "unlabeled": args.unlabeled,
                                     "machine": platform.platform(), "processor": platform.processor(),
                                     "summary": table, "runs": rows}, indent=1, default=str))
     print(f"\nwrote {args.out}")

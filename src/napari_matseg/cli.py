@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--scale", type=positive_float, default=None,
                     help="resample images by this factor before the network sees them (e.g. 0.5)")
     ft.add_argument("--seed", type=_number(int, 0), default=0, help="random seed (default 0)")
+    ft.add_argument("--unlabeled", type=Path, nargs="+", metavar="IMAGE_OR_DIR",
+                    help="micrographs nobody painted (files or folders) that training also learns "
+                         "from, e.g. the folder you will predict (see the user guide)")
     _add_common(ft)
     _add_pixel_size(ft)
 
@@ -326,6 +329,22 @@ def _names(pairs) -> list[str]:
     return unique_stems([image.name for image, _ in pairs])
 
 
+def _unlabeled_files(paths, pairs) -> list[tuple[str, Path]]:
+    """Return (name, path) of the unlabeled micrographs named on the command line, leaving out
+    the painted images and their label files (a folder may hold both)."""
+    from .api.outputs import unique_stems
+    from .core import list_images
+
+    if not paths:
+        return []
+    taken = {p.resolve() for pair in pairs for p in pair}
+    files = [f for f in list_images(paths) if f.resolve() not in taken]
+    if not files:
+        raise InputError("--unlabeled names only the painted images and their strokes: give "
+                         "other micrographs")
+    return list(zip(unique_stems([f"unlabeled {f.name}" for f in files]), files))
+
+
 def cmd_finetune(args) -> int:
     from . import api
     from .core import AnnotatedImage, Budget, FinetuneConfig
@@ -347,9 +366,12 @@ def cmd_finetune(args) -> int:
     if args.steps or args.minutes:
         steps = args.steps or api.default_finetune_budget(args.start).steps
         budget = Budget(steps=steps, max_seconds=args.minutes * 60 if args.minutes else None)
+    unlabeled = [api.UnlabeledImage(read_image(path), name, info_band=args.info_band,
+                                    pixel_size=args.pixel_size)
+                 for name, path in _unlabeled_files(args.unlabeled, pairs)]
     job = api.finetune(images, args.classes, args.colours, start=args.start, budget=budget,
                        config=FinetuneConfig(seed=args.seed), encoder=args.encoder,
-                       scale=args.scale, device=args.device)
+                       scale=args.scale, device=args.device, unlabeled=unlabeled)
     print(f"training from {job.start.description}: {job.budget.describe()} on {job.device.type}",
           file=sys.stderr)
     last = _run_training(job, "fine-tuning", job.budget.steps)

@@ -26,7 +26,8 @@ atomically, never replacing files unless asked.
 """
 
 from ..core.budget import Budget
-from ..core.finetune import AnnotatedImage, FinetuneConfig
+from ..core.finetune import AnnotatedImage, FinetuneConfig, UnlabeledImage
+from ..core.unlabeled import UnlabeledConfig
 from ..core.pretrain import PretrainConfig
 from .budgets import CONTINUE_STEPS, FIRST_FIT_STEPS, default_finetune_budget
 from .events import EventKind, JobEvent
@@ -47,6 +48,6 @@ __all__ = [
     "PHASE_COLUMNS", "PredictJob", "PredictOptions", "PredictSummary", "PretrainConfig",
     "PretrainJob", "StartingPoint", "check_model_path", "check_report_folder", "continues_training", "default_finetune_budget", "finetune",
     "format_seconds", "measure", "phase_rows", "predict", "pretrain", "resolve_start",
-    "save_with_fallback",
+    "save_with_fallback", "UnlabeledConfig", "UnlabeledImage",
     "write_csv", "write_report",
 ]

@@ -13,7 +13,7 @@ import torch
 from ..core.budget import Budget
 from ..core.bundle import ModelBundle
 from ..core.errors import InputError
-from ..core.finetune import AnnotatedImage, FinetuneConfig, Finetuner
+from ..core.finetune import AnnotatedImage, FinetuneConfig, Finetuner, UnlabeledImage
 from ..core.imageio import label_array, to_grey
 from ..core.encoders import check_encoder_name
 from ..core.model import ModelConfig
@@ -58,6 +58,26 @@ def as_annotated(images) -> list[AnnotatedImage]:
     return out
 
 
+def as_unlabeled(images) -> list[UnlabeledImage]:
+    """Return ``images`` (UnlabeledImage objects, arrays, or (name, array) pairs) as a list of
+    :class:`UnlabeledImage`, each checked to be a 2-D micrograph (or RGB)."""
+    out = []
+    for i, item in enumerate(images or ()):
+        if isinstance(item, tuple) and len(item) == 2:
+            item = UnlabeledImage(item[1], str(item[0]))
+        elif isinstance(item, np.ndarray):
+            item = UnlabeledImage(item, f"unlabeled {i + 1}")
+        if not isinstance(item, UnlabeledImage):
+            raise InputError(f"unlabeled image {i + 1} must be an array, a (name, array) pair or "
+                             "an UnlabeledImage")
+        try:
+            to_grey(item.image)
+        except InputError as exc:
+            raise InputError(f"{item.name}: {exc}") from exc
+        out.append(item)
+    return out
+
+
 class FinetuneJob(Job):
     """Fine-tune a model on the strokes of ``images`` (see :func:`napari_matseg.api.finetune`).
 
@@ -68,9 +88,11 @@ class FinetuneJob(Job):
     what = "training"
 
     def __init__(self, images, start: StartingPoint, config: FinetuneConfig, preview: bool = False,
-                 model_config: ModelConfig | None = None, encoder_weights: str | None = "imagenet"):
+                 model_config: ModelConfig | None = None, encoder_weights: str | None = "imagenet",
+                 unlabeled: Sequence[UnlabeledImage] = ()):
         super().__init__(config.device)
         self.images = images
+        self.unlabeled = list(unlabeled)
         self.start = start
         self.config = replace(config, device=str(self.device))
         self.preview = preview
@@ -98,7 +120,8 @@ class FinetuneJob(Job):
         tuner = Finetuner(self.images, num_classes=len(start.class_names), model=start.training_model(),
                           config=config, preprocess=start.preprocess,
                           model_config=self.model_config, pretrained=start.pretrained,
-                          steps_before=start.steps_before, encoder_weights=self.encoder_weights)
+                          steps_before=start.steps_before, encoder_weights=self.encoder_weights,
+                          unlabeled=self.unlabeled)
         self.tuner = tuner
         if self.stopping:
             tuner.stop()
@@ -206,7 +229,8 @@ def finetune(images, class_names: Sequence[str] | None = None,
              start: ModelBundle | str | Path | None = None, budget: Budget | None = None,
              config: FinetuneConfig | None = None, encoder: str | None = None,
              scale: float | None = None, device: str = "auto", preview: bool = False,
-             encoder_weights: str | None = "imagenet", transfer: str = "encoder") -> FinetuneJob:
+             encoder_weights: str | None = "imagenet", transfer: str = "encoder",
+             unlabeled=()) -> FinetuneJob:
     """Return a job that fine-tunes a segmentation model on painted strokes.
 
     ``images``: one or several :class:`AnnotatedImage` (or (image, labels) pairs) of any sizes.
@@ -217,6 +241,9 @@ def finetune(images, class_names: Sequence[str] | None = None,
     (CUDA, then MPS, then the CPU) or a torch device name. A new model has ``encoder`` (a timm
     name) with ``encoder_weights`` (``"imagenet"`` or None, random); from a pretrained bundle,
     ``transfer`` is ``"encoder"`` (default) or ``"network"`` (its decoder too).
+    ``unlabeled``: micrographs nobody painted (arrays, (name, array) pairs or
+    :class:`UnlabeledImage`) that training learns from (giving any switches
+    ``config.unlabeled`` on); the painted images' unpainted pixels count as well.
 
     Everything is checked here, before any work: images and strokes, classes against the start
     model, the device. Iterate ``job.run()`` for events, or call ``job.wait()`` for the bundle.
@@ -231,4 +258,7 @@ def finetune(images, class_names: Sequence[str] | None = None,
     model_config = ModelConfig(encoder=check_encoder_name(encoder)) if encoder else None
     if model_config is not None and (point.model is not None or point.continuing):
         raise InputError("a new encoder cannot be chosen when continuing a trained model")
-    return FinetuneJob(annotated, point, config, preview, model_config, encoder_weights)
+    unlabeled = as_unlabeled(unlabeled)
+    if unlabeled:
+        config = replace(config, unlabeled=config.unlabeled.switched_on())
+    return FinetuneJob(annotated, point, config, preview, model_config, encoder_weights, unlabeled)

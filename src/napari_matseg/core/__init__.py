@@ -16,7 +16,7 @@ from .budget import Budget
 from .bundle import ModelBundle, load_bundle, read_metadata
 from .cleanup import parse_min_area, remove_small_regions
 from .errors import BundleError, InputError, MatsegError
-from .finetune import AnnotatedImage, FinetuneConfig, Finetuner, TrainingEvent
+from .finetune import AnnotatedImage, FinetuneConfig, Finetuner, TrainingEvent, UnlabeledImage
 from .imageio import list_images, read_image, read_labels, write_labels
 from .infoband import detect_info_band
 from .metrics import confusion_matrix, iou_per_class, mean_iou, phase_fractions, score
@@ -30,5 +30,5 @@ __all__ = [
     "SegmentationModel", "TrainingEvent", "build_model", "confusion_matrix", "detect_info_band",
     "iou_per_class", "list_images", "load_bundle", "mean_iou", "parse_min_area", "phase_fractions",
     "predict_image", "prepare_image", "read_image", "read_labels", "read_metadata",
-    "remove_small_regions", "score", "write_labels",
+    "remove_small_regions", "score", "UnlabeledImage", "write_labels",
 ]

@@ -33,6 +33,7 @@ from .preprocess import (PreparedImage, PreprocessConfig, auto_scale, check_pixe
                          prepare_image, resize_to)
 from .scribbles import IGNORE, ScribbleCropSampler, check_scribbles, class_weights, split_strokes
 from .selection import CheckpointSelector, SelectionRule
+from .unlabeled import ConsistencyLearner, UnlabeledConfig, UnlabeledCropSampler
 
 if typing.TYPE_CHECKING:
     from .bundle import ModelBundle
@@ -49,6 +50,10 @@ class FinetuneConfig:
     ``holdout_until`` of the budget they do not train, then they join training so the final
     model learns from every stroke (1.0 keeps them out to the end). ``keep``, ``patience`` and
     ``min_steps`` make the :class:`~napari_matseg.core.selection.SelectionRule`.
+
+    ``unlabeled`` sets how much the network learns from pixels nobody painted (the painted
+    images' unpainted pixels and any unlabeled micrographs given to :class:`Finetuner`);
+    see :mod:`napari_matseg.core.unlabeled`.
     """
 
     budget: Budget = field(default_factory=Budget)
@@ -72,6 +77,7 @@ class FinetuneConfig:
     seed: int = 0
     device: str = "auto"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    unlabeled: UnlabeledConfig = field(default_factory=UnlabeledConfig)
 
     def __post_init__(self):
         check_training_batch(self.budget, self.batch_size, self.crop_size)
@@ -88,6 +94,8 @@ class FinetuneConfig:
         check_int("the seed", self.seed, 0)
         if not isinstance(self.augment, AugmentConfig):
             raise InputError("augment must be an AugmentConfig")
+        if not isinstance(self.unlabeled, UnlabeledConfig):
+            raise InputError("unlabeled must be an UnlabeledConfig")
 
     @property
     def selection(self) -> SelectionRule:
@@ -113,6 +121,18 @@ class AnnotatedImage:
     image: np.ndarray
     labels: np.ndarray
     name: str = "image"
+    info_band: int | str | None = None
+    pixel_size: float | None = None
+
+
+@dataclass(eq=False)
+class UnlabeledImage:
+    """A micrograph nobody painted that training may learn from (see
+    :mod:`napari_matseg.core.unlabeled`); ``info_band`` and ``pixel_size`` as for
+    :class:`AnnotatedImage`."""
+
+    image: np.ndarray
+    name: str = "unlabeled"
     info_band: int | str | None = None
     pixel_size: float | None = None
 
@@ -240,7 +260,8 @@ class Finetuner:
                  model: SegmentationModel | None = None, config: FinetuneConfig | None = None,
                  preprocess: PreprocessConfig | None = None, model_config: ModelConfig | None = None,
                  pretrained: "ModelBundle | None" = None, steps_before: int = 0,
-                 encoder_weights: str | None = "imagenet"):
+                 encoder_weights: str | None = "imagenet",
+                 unlabeled: Sequence[UnlabeledImage] = ()):
         if isinstance(images, AnnotatedImage):
             images = [images]
         images = list(images)
@@ -278,6 +299,14 @@ class Finetuner:
             raise InputError("fewer than two classes are painted above the information band")
         self.provenance = {"images": [t.record for t in self.images],
                            "painted_pixels": sum(t.record["painted_pixels"] for t in self.images)}
+        self.unlabeled: list[tuple[str, PreparedImage]] = []
+        if self.config.unlabeled.enabled:
+            self.unlabeled = [self._prepare_unlabeled(item) for item in unlabeled]
+            self.provenance["unlabeled"] = {
+                "images": [{"name": item.name, "image_sha256": array_digest(np.asarray(item.image))}
+                           for item in unlabeled],
+                "painted_images_unpainted_pixels": True}
+        self.unlabeled_log: list[dict] = []
         if model is not None and model.config.num_classes != self.num_classes:
             raise InputError(f"the model predicts {model.config.num_classes} classes but "
                              f"{self.num_classes} are asked for; start a new model for other classes")
@@ -356,6 +385,17 @@ class Finetuner:
                   "painted_pixels": int((labels > 0).sum()),
                   "info_band_rows": int(prepared.original_shape[0] - prepared.content_rows)}
         return TrainingImage(item.name, prepared, scaled, train, val, record)
+
+    def _prepare_unlabeled(self, item: UnlabeledImage) -> tuple[str, PreparedImage]:
+        if not isinstance(item, UnlabeledImage):
+            raise InputError("unlabeled images must be UnlabeledImage objects")
+        config = self.preprocess.for_pixel_size(check_pixel_size(item.pixel_size))
+        if item.info_band is not None:
+            config = config.with_info_band(item.info_band)
+        try:
+            return item.name, prepare_image(to_grey(item.image), config)
+        except InputError as exc:
+            raise InputError(f"{item.name}: {exc}") from exc
 
     def stop(self) -> None:
         """Ask the loop to end after the current step; the best model so far is kept."""
@@ -461,6 +501,26 @@ class Finetuner:
             self.best_state = self._start_state if result.step == 0 else copy.deepcopy(model.state_dict())
             self.best_step, self.kept = result.step, result
 
+    def _unlabeled_learning(self, model: SegmentationModel
+                            ) -> tuple[ConsistencyLearner | None, UnlabeledCropSampler | None]:
+        """Return the pseudo-labeller and the sampler of unpainted pixels (the painted images,
+        their training strokes kept as targets, then the unlabeled images), or Nones when the
+        config switches learning from unpainted pixels off."""
+        cfg = self.config
+        if not cfg.unlabeled.enabled:
+            return None, None
+        painted = sorted({int(c) for t in self.images for c in np.unique(t.labels[t.labels > 0])})
+        learner = ConsistencyLearner(cfg.unlabeled, self.num_classes, painted, self.rng)
+        pool = ([(t.prepared.pixels, t.train_labels) for t in self.images]
+                + [(prepared.pixels, None) for _, prepared in self.unlabeled])
+        return learner, UnlabeledCropSampler(pool, cfg.crop_size, cfg.augment, self.rng)
+
+    def _log_unlabeled(self, step: int, learner: ConsistencyLearner) -> None:
+        shares, confident = learner.take_shares()
+        if shares:
+            self.unlabeled_log.append({"step": step, "class_shares": shares,
+                                       "pseudo_labelled": confident})
+
     def run(self, preview: bool = False) -> Iterator[TrainingEvent]:
         """Train, yielding events; ends with one ``"done"`` event.
 
@@ -478,6 +538,7 @@ class Finetuner:
                                        cfg.crop_size, cfg.augment, self.rng, model.standardise)
 
         sampler = crops_from(lambda t: t.train_labels)
+        learner, unlabeled_crops = self._unlabeled_learning(model)
         frozen = cfg.encoder_lr == 0
         model.encoder.requires_grad_(not frozen)
         groups = [{"params": [*model.decoder.parameters(), *model.head.parameters()],
@@ -514,15 +575,30 @@ class Finetuner:
                         reason = "start model kept"
                         break
                     sampler = crops_from(lambda t: t.labels)
+                    if unlabeled_crops is not None:
+                        for i, t in enumerate(self.images):
+                            unlabeled_crops.set_strokes(i, t.labels)
                 factor = warmup_cosine(progress)
                 for group, base_lr in zip(opt.param_groups, base_lrs):
                     group["lr"] = base_lr * factor
                 batch = sampler.sample(cfg.batch_size)
-                x = fast_layout(batch.images.to(self.device), self.device)
+                x = batch.images
                 y = batch.targets.to(self.device)
+                weight = cfg.unlabeled.weight_at(progress) if learner is not None else 0.0
+                if weight > 0:
+                    extra = unlabeled_crops.sample(cfg.unlabeled.crops)
+                    with torch.no_grad(), torch.autocast(self.device.type, enabled=use_amp):
+                        weak = model(fast_layout(model.standardise(extra.weak).to(self.device),
+                                                 self.device))
+                    strong, targets = learner.strong_views(
+                        extra, learner.pseudo_labels(weak.float().cpu(), extra, self.weights))
+                    x = torch.cat([x, model.standardise(strong)])
                 with torch.autocast(self.device.type, enabled=use_amp):
-                    logits = model(x)
-                loss = self._loss(logits, y)
+                    logits = model(fast_layout(x.to(self.device), self.device))
+                n = len(batch.images)
+                loss = self._loss(logits[:n], y)
+                if weight > 0:
+                    loss = loss + weight * learner.loss(logits[n:], targets.to(self.device))
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(opt)
@@ -543,6 +619,8 @@ class Finetuner:
                     if holding_out or not self.has_held_out:
                         self.check = result
                     self.history.append((step, loss_ema, result.loss, result.accuracy))
+                    if learner is not None:
+                        self._log_unlabeled(step, learner)
                     self._keep(result, model, selector)
                     now = time.perf_counter() - start
                     yield TrainingEvent("eval", step, max_steps, loss_ema, now,
@@ -588,6 +666,8 @@ class Finetuner:
                                 "seed": self.config.seed,
                                 "selection": self.config.selection.describe(),
                                 "checked_at_step": self.check.step if self.check else None})
+        if "unlabeled" in self.provenance:
+            self.provenance["unlabeled"]["log"] = self.unlabeled_log
 
     @property
     def finished(self) -> bool:
