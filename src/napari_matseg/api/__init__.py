@@ -33,6 +33,7 @@ from .budgets import CONTINUE_STEPS, FIRST_FIT_STEPS, default_finetune_budget
 from .events import EventKind, JobEvent
 from .finetune_job import FinetuneJob, finetune, format_seconds
 from .job import Job
+from .live_training import LiveSchedule, LiveTrainingJob, live_training
 from .measure_job import (ImageMeasurements, LabelSource, MeasureJob, MeasureOptions, MeasureReport,
                           check_report_folder, measure, write_report)
 from .outputs import OutputFolder, check_model_path, save_with_fallback
@@ -44,10 +45,10 @@ from .tables import PHASE_COLUMNS, phase_rows, write_csv
 __all__ = [
     "AnnotatedImage", "Budget", "CONTINUE_STEPS", "DEFAULT_START", "EventKind", "FIRST_FIT_STEPS",
     "FinetuneConfig", "FinetuneJob", "ImageMeasurements", "ImageSource", "Job", "JobEvent",
-    "LabelSource", "MeasureJob", "MeasureOptions", "MeasureReport", "OutputFolder",
+    "LabelSource", "LiveSchedule", "LiveTrainingJob", "MeasureJob", "MeasureOptions", "MeasureReport", "OutputFolder",
     "PHASE_COLUMNS", "PredictJob", "PredictOptions", "PredictSummary", "PretrainConfig",
     "PretrainJob", "StartingPoint", "check_model_path", "check_report_folder", "continues_training", "default_finetune_budget", "finetune",
-    "format_seconds", "measure", "phase_rows", "predict", "pretrain", "resolve_start",
+    "format_seconds", "live_training", "measure", "phase_rows", "predict", "pretrain", "resolve_start",
     "save_with_fallback", "UnlabeledConfig", "UnlabeledImage",
     "write_csv", "write_report",
 ]

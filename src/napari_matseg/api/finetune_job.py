@@ -125,20 +125,10 @@ class FinetuneJob(Job):
         self.tuner = tuner
         if self.stopping:
             tuner.stop()
-        quick_accuracy = None
+        quick_accuracy = self.quick_accuracy = None
         if self.preview or tuner.has_held_out:
-            quick = QuickClassifier(QuickFitConfig(seed=config.seed), threads=torch.get_num_threads())
-            quick.fit([(t.prepared.pixels, t.train_labels) for t in tuner.images])
-            if tuner.has_held_out:
-                quick_accuracy = quick.balanced_accuracy(tuner.scoring_labels()[0])
-            tuner.forest_accuracy = self.quick_accuracy = quick_accuracy
-        if self.preview:
-            previews = {t.name: tuner.map_back(quick.predict_fitted(i), t.prepared)
-                        for i, t in enumerate(tuner.images)}
-            held = ("" if quick_accuracy is None else
-                    f", {quick_accuracy:.0%} of the held-out strokes right")
-            yield JobEvent(EventKind.PREVIEW, 0.0, previews=previews, name="quick",
-                           message=f"quick preview (filter-bank forest{held}); the network trains…")
+            preview = yield from quick_preview(tuner, config.seed, self.preview)
+            quick_accuracy = self.quick_accuracy = preview
         began = time.perf_counter()
         network_shown = quick_accuracy is None or not self.preview
         for event in tuner.run(preview=self.preview):
@@ -185,6 +175,24 @@ class FinetuneJob(Job):
         eta = self._eta(event.step, elapsed)
         left = f" · about {format_seconds(eta)} left" if eta is not None else ""
         return f"step {event.step}{of} · loss {event.loss:.3f}{left}"
+
+
+def quick_preview(tuner: Finetuner, seed: int, preview: bool) -> Iterator[JobEvent]:
+    """Fit the quick forest on ``tuner``'s training strokes, score it on the held-out strokes
+    (recorded as the tuner's ``forest_accuracy``) and, with ``preview``, yield its class maps
+    as a PREVIEW event named "quick". Return (as the generator's value) the forest's held-out
+    balanced accuracy, None without held-out strokes."""
+    quick = QuickClassifier(QuickFitConfig(seed=seed), threads=torch.get_num_threads())
+    quick.fit([(t.prepared.pixels, t.train_labels) for t in tuner.images])
+    accuracy = quick.balanced_accuracy(tuner.scoring_labels()[0]) if tuner.has_held_out else None
+    tuner.forest_accuracy = accuracy
+    if preview:
+        previews = {t.name: tuner.map_back(quick.predict_fitted(i), t.prepared)
+                    for i, t in enumerate(tuner.images)}
+        held = "" if accuracy is None else f", {accuracy:.0%} of the held-out strokes right"
+        yield JobEvent(EventKind.PREVIEW, 0.0, previews=previews, name="quick",
+                       message=f"quick preview (filter-bank forest{held}); the network trains…")
+    return accuracy
 
 
 STOP_REASONS = {

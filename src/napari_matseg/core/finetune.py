@@ -33,10 +33,12 @@ from .preprocess import (PreparedImage, PreprocessConfig, auto_scale, check_pixe
                          prepare_image, resize_to)
 from .scribbles import IGNORE, ScribbleCropSampler, check_scribbles, class_weights, split_strokes
 from .selection import CheckpointSelector, SelectionRule
+from .stroke_inbox import StrokeInbox
 from .unlabeled import ConsistencyLearner, UnlabeledConfig, UnlabeledCropSampler
 
 if typing.TYPE_CHECKING:
     from .bundle import ModelBundle
+    from .live_schedule import LiveSchedule
 
 
 @dataclass(frozen=True)
@@ -237,6 +239,11 @@ class Evaluation:
         return self.accuracy - 1e-3 * self.loss
 
 
+def _source_key(item: AnnotatedImage, image_sha256: str) -> tuple:
+    """Return what an image's prepared pixels depend on: its pixels and its settings."""
+    return image_sha256, item.info_band, item.pixel_size
+
+
 def _check_names(images: Sequence[AnnotatedImage]) -> None:
     names = [item.name for item in images]
     duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -315,9 +322,12 @@ class Finetuner:
                            encoder_weights)
         self.device = pick_device(self.config.device)
         self._stop = threading.Event()
-        all_train = np.concatenate([t.train_labels[t.train_labels > 0].ravel() for t in self.images])
-        self.weights = torch.from_numpy(class_weights(all_train, self.num_classes,
-                                                      self.config.balance_power))
+        self._sources = {item.name: _source_key(item, t.record["image_sha256"])
+                         for item, t in zip(images, self.images)}
+        self.inbox = StrokeInbox(tuple((t.name, self._sources[t.name], t.record["labels_sha256"])
+                                       for t in self.images))
+        self.stroke_updates = 0
+        self.weights = self._class_weights()
         self.best_state: dict | None = None
         self.class_prior: list[float] | None = None
         self.best_step = 0
@@ -369,12 +379,20 @@ class Finetuner:
             preprocess = replace(preprocess, scale=auto_scale((rows, first_grey.shape[1])))
         return preprocess
 
-    def _prepare(self, item: AnnotatedImage, grey: np.ndarray, labels: np.ndarray) -> TrainingImage:
+    def _class_weights(self) -> torch.Tensor:
+        """Return the loss's class weights from the training strokes of every image."""
+        all_train = np.concatenate([t.train_labels[t.train_labels > 0].ravel() for t in self.images])
+        return torch.from_numpy(class_weights(all_train, self.num_classes, self.config.balance_power))
+
+    def _prepare(self, item: AnnotatedImage, grey: np.ndarray, labels: np.ndarray,
+                 prepared: PreparedImage | None = None) -> TrainingImage:
+        """Return the training image of ``item``: prepared pixels (``prepared`` when they are
+        already known), strokes at the working scale, split into training and held-out parts."""
         config = self.preprocess.for_pixel_size(check_pixel_size(item.pixel_size))
         if item.info_band is not None:
             config = config.with_info_band(item.info_band)
         try:
-            prepared = prepare_image(grey, config)
+            prepared = prepared or prepare_image(grey, config)
         except InputError as exc:
             raise InputError(f"{item.name}: {exc}") from exc
         scaled = labels_like(prepared, labels)
@@ -400,6 +418,61 @@ class Finetuner:
     def stop(self) -> None:
         """Ask the loop to end after the current step; the best model so far is kept."""
         self._stop.set()
+        self.inbox.wake.set()
+
+    def update_images(self, images: Sequence[AnnotatedImage]) -> bool:
+        """Hand the loop a new set of training images, from any thread: it takes them at its
+        next evaluation (or as it wakes from idling), prepares the changed ones again, splits
+        their strokes (the held-out pieces stay put as strokes are added) and carries on with
+        the same weights and optimiser. Images left out of the set stop training; an image with
+        nothing painted is left out. Checked here, on the caller's thread: raises InputError
+        for strokes that cannot train (a class the model does not have, fewer than two classes
+        painted). Return True when the set differs from the last one."""
+        images = [images] if isinstance(images, AnnotatedImage) else list(images)
+        _check_names(images)
+        staged = []
+        for item in images:
+            try:
+                grey = to_grey(item.image)
+                labels = np.asarray(item.labels)
+                if labels.shape == grey.shape and np.issubdtype(labels.dtype, np.integer) \
+                        and not labels.any():
+                    continue
+                labels = check_scribbles(grey, labels, require_two=False,
+                                         num_classes=self.num_classes)
+            except InputError as exc:
+                raise InputError(f"{item.name}: {exc}") from exc
+            staged.append((item, grey, labels, _source_key(item, array_digest(np.asarray(item.image)))))
+        painted = {int(c) for *_, labels, _ in staged for c in np.unique(labels[labels > 0])}
+        if len(painted) < 2:
+            raise InputError("paint at least two classes: training carries on with the strokes "
+                             "it has")
+        key = tuple((item.name, source, array_digest(labels)) for item, _, labels, source in staged)
+        return self.inbox.put(key, staged)
+
+    def _take_images(self) -> bool:
+        """Apply the images :meth:`update_images` staged, if any (on the training thread);
+        return True when the training images changed. An image whose pixels and settings are
+        unchanged keeps its prepared pixels; only its strokes are scaled and split again."""
+        staged = self.inbox.take()
+        if staged is None:
+            return False
+        known = {t.name: t for t in self.images}
+        images = []
+        for item, grey, labels, source in staged:
+            old = known.get(item.name)
+            reuse = old.prepared if old is not None and self._sources.get(item.name) == source else None
+            images.append(self._prepare(item, grey, labels, reuse))
+        if len({int(c) for t in images for c in np.unique(t.labels[t.labels > 0])}) < 2:
+            return False  # two classes are not painted above the information band: keep the last
+        self.images = images
+        self._sources = {item.name: source for item, _, _, source in staged}
+        self.weights = self._class_weights()
+        self.stroke_updates += 1
+        self.provenance.update({"images": [t.record for t in self.images],
+                                "painted_pixels": sum(t.record["painted_pixels"] for t in self.images),
+                                "stroke_updates": self.stroke_updates})
+        return True
 
     @property
     def stopping(self) -> bool:
@@ -521,13 +594,18 @@ class Finetuner:
             self.unlabeled_log.append({"step": step, "class_shares": shares,
                                        "pseudo_labelled": confident})
 
-    def run(self, preview: bool = False) -> Iterator[TrainingEvent]:
+    def run(self, preview: bool = False, live: "LiveSchedule | None" = None
+            ) -> Iterator[TrainingEvent]:
         """Train, yielding events; ends with one ``"done"`` event.
 
         With ``preview`` each ``"eval"`` event carries the current class map of every image.
+        With a ``live`` schedule the run has no end but :meth:`stop`: it takes the strokes of
+        :meth:`update_images` at each evaluation (a ``"strokes"`` event, then the selection
+        starts again, since scores on other strokes do not compare), and when the schedule
+        says so it yields an ``"idle"`` event and waits for new strokes or a stop.
         """
         cfg = self.config
-        budget = cfg.budget
+        budget = cfg.budget if live is None else live
         max_steps = budget.step_limit
         model = fast_layout(self.model.to(self.device), self.device)
         model.train()
@@ -564,6 +642,18 @@ class Finetuner:
             self.history.append((0, float("nan"), result.loss, result.accuracy))
             yield TrainingEvent("eval", 0, max_steps, float("nan"), time.perf_counter() - start,
                                 0.0, result.loss, result.accuracy, 0, None)
+        def take_strokes() -> bool:
+            nonlocal sampler, selector, holding_out, start_score, learner, unlabeled_crops
+            if not self._take_images():
+                return False
+            holding_out = self.has_held_out and (cfg.holdout_until > 0 if live is not None
+                                                 else holding_out)
+            sampler = crops_from(lambda t: t.train_labels if holding_out else t.labels)
+            if learner is not None:
+                learner, unlabeled_crops = self._unlabeled_learning(model)
+            selector, start_score = CheckpointSelector(cfg.selection), None
+            return True
+
         try:
             for step in range(1, max_steps + 1):
                 elapsed = time.perf_counter() - start
@@ -578,7 +668,7 @@ class Finetuner:
                     if unlabeled_crops is not None:
                         for i, t in enumerate(self.images):
                             unlabeled_crops.set_strokes(i, t.labels)
-                factor = warmup_cosine(progress)
+                factor = warmup_cosine(progress) if live is None else live.lr(step)
                 for group, base_lr in zip(opt.param_groups, base_lrs):
                     group["lr"] = base_lr * factor
                 batch = sampler.sample(cfg.batch_size)
@@ -615,6 +705,8 @@ class Finetuner:
                 if step % cfg.eval_every == 0 or step == cfg.first_eval or last or ends_holdout:
                     want = preview and (cfg.preview_every is None or step % cfg.preview_every == 0
                                         or last)
+                    if self.inbox.pending and take_strokes():
+                        yield TrainingEvent("strokes", step, max_steps, loss_ema, elapsed)
                     result = self._evaluate(step, want)
                     if holding_out or not self.has_held_out:
                         self.check = result
@@ -626,7 +718,15 @@ class Finetuner:
                     yield TrainingEvent("eval", step, max_steps, loss_ema, now,
                                         budget.progress(step, now), result.loss, result.accuracy,
                                         self.best_step, result.previews)
-                    if selector.plateaued(step) and not holding_out:
+                    if live is not None:
+                        if live.should_idle(selector.stale, step, cfg.min_steps,
+                                            self.inbox.quiet_for()) and not self.stopping:
+                            yield TrainingEvent("idle", step, max_steps, loss_ema, now)
+                            self.inbox.wait(self._stop)
+                            if take_strokes():
+                                yield TrainingEvent("strokes", step, max_steps, loss_ema,
+                                                    time.perf_counter() - start)
+                    elif selector.plateaued(step) and not holding_out:
                         reason = "plateau"
                         break
                 if self.stopping:

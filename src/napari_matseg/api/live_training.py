@@ -1,0 +1,199 @@
+"""Live training as a job: the network keeps fine-tuning while the user paints.
+
+:func:`live_training` checks its inputs as :func:`~napari_matseg.api.finetune` does and returns
+a :class:`LiveTrainingJob`. Iterating ``job.run()`` trains with no end set
+(:class:`~napari_matseg.core.live_schedule.LiveSchedule`): ``job.update_strokes(...)``, from any
+thread, hands it the strokes as they are now; the loop takes them at its next evaluation,
+splits them again (the held-out pieces stay put), rebuilds its crop sampler and carries on with
+the same weights and optimiser. It idles when no stroke changed for a while and the held-out
+score stopped improving, and wakes on the next change. ``job.stop()`` ends it with a complete
+bundle (the model the selection kept, as a single run keeps it); ``job.best_so_far()`` packs
+that model while it still runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from dataclasses import replace
+from typing import Iterator, Mapping
+
+import numpy as np
+
+from ..core.bundle import ModelBundle
+from ..core.errors import InputError
+from ..core.finetune import AnnotatedImage, FinetuneConfig, Finetuner
+from ..core.imageio import label_array
+from ..core.live_schedule import LiveSchedule
+from ..core.predict import PredictConfig, predict_tiled
+from .events import EventKind, JobEvent
+from .finetune_job import as_annotated, finetune, quick_preview, training_summary
+from .job import Job
+from .start import StartingPoint
+
+
+class LiveTrainingJob(Job):
+    """Fine-tune on strokes that keep changing (see :func:`live_training`). Events: STARTED, a
+    quick PREVIEW, then STEP and EVALUATION as a single run gives them (no step budget:
+    ``max_steps`` is None, progress 0), PREVIEW of the network when it beats the preview shown
+    last, MESSAGE when new strokes are taken or the run idles, and DONE with the bundle once
+    stopped."""
+
+    what = "live training"
+
+    def __init__(self, images: list[AnnotatedImage], start: StartingPoint, config: FinetuneConfig,
+                 schedule: LiveSchedule | None = None, preview: bool = True, model_config=None,
+                 encoder_weights: str | None = "imagenet"):
+        super().__init__(config.device)
+        self.images = list(images)
+        self.start = start
+        self.config = replace(config, device=str(self.device))
+        self.schedule = schedule or LiveSchedule()
+        self.preview = preview
+        self.model_config = model_config
+        self.encoder_weights = encoder_weights
+        self.tuner: Finetuner | None = None
+        self.idle = False
+        self._lock = threading.Lock()
+
+    def stop(self) -> None:
+        super().stop()
+        if self.tuner is not None:
+            self.tuner.stop()
+
+    def update_strokes(self, strokes) -> bool:
+        """Give the run the strokes as they are now, from any thread: a list of
+        :class:`AnnotatedImage` (or (image, labels) pairs), the whole set to train on (images
+        left out stop training), or a mapping of image names to labels, which replaces the
+        strokes of those images. Checked here: raises InputError for strokes that cannot train
+        (unknown names, a class the model lacks, fewer than two classes). Return True when the
+        strokes differ from the last ones given (the run then takes them at its next
+        evaluation, and wakes if it was idle)."""
+        with self._lock:
+            if isinstance(strokes, Mapping):
+                names = {item.name for item in self.images}
+                unknown = sorted(set(strokes) - names)
+                if unknown:
+                    raise InputError(f"no training image is called {unknown[0]!r}: give the whole "
+                                     "set of images to add one")
+                images = [replace(item, labels=label_array(strokes[item.name]))
+                          if item.name in strokes else item for item in self.images]
+                images = as_annotated(images)
+            else:
+                images = as_annotated(strokes)
+            # not training yet: the run starts from these
+            changed = True if self.tuner is None else self.tuner.update_images(images)
+            self.images = images
+            return changed
+
+    def _run(self) -> Iterator[JobEvent]:
+        start, config = self.start, self.config
+        yield JobEvent(EventKind.STARTED, message=f"live training from {start.description} on "
+                       f"{self.device.type}: it keeps learning as you paint; Stop ends it")
+        with self._lock:
+            images = self.images
+        tuner = Finetuner(images, num_classes=len(start.class_names),
+                          model=start.training_model(), config=config,
+                          preprocess=start.preprocess, model_config=self.model_config,
+                          pretrained=start.pretrained, steps_before=start.steps_before,
+                          encoder_weights=self.encoder_weights)
+        with self._lock:
+            self.tuner = tuner
+            if self.images is not images:
+                tuner.update_images(self.images)
+        if self.stopping:
+            tuner.stop()
+        forest = None
+        if self.preview or tuner.has_held_out:
+            forest = yield from quick_preview(tuner, config.seed, self.preview)
+        shown = forest  # the held-out score of the preview on screen (None: any network's)
+        network_shown = False
+        for event in tuner.run(preview=self.preview, live=self.schedule):
+            if event.kind == "step":
+                self.idle = False
+                yield JobEvent(EventKind.STEP, 0.0, step=event.step, loss=event.loss,
+                               elapsed=event.elapsed,
+                               message=f"live: step {event.step} · loss {event.loss:.3f} · "
+                                       f"{tuner.stroke_updates} stroke updates taken")
+            elif event.kind == "eval":
+                yield JobEvent(EventKind.EVALUATION, 0.0, step=event.step, loss=event.loss,
+                               elapsed=event.elapsed, val_loss=event.val_loss,
+                               val_accuracy=event.val_accuracy, best_step=event.best_step)
+                better = shown is None or (event.val_accuracy is not None
+                                           and event.val_accuracy > shown)
+                if event.previews and better:
+                    shown, network_shown = event.val_accuracy, True
+                    yield JobEvent(EventKind.PREVIEW, 0.0, step=event.step,
+                                   previews=event.previews, elapsed=event.elapsed, name="network")
+            elif event.kind == "strokes":
+                # scores on other strokes do not compare: the next network preview is shown
+                # (or, while the forest's is on screen, the first that beats the forest's score)
+                shown = None if network_shown else forest
+                painted = tuner.provenance["painted_pixels"]
+                yield JobEvent(EventKind.MESSAGE, 0.0, step=event.step, elapsed=event.elapsed,
+                               message=f"live: took the new strokes ({len(tuner.images)} images, "
+                                       f"{painted:,} painted pixels) at step {event.step}")
+            elif event.kind == "idle":
+                self.idle = True
+                yield JobEvent(EventKind.MESSAGE, 0.0, step=event.step, elapsed=event.elapsed,
+                               name="idle",
+                               message=f"live: idle at step {event.step}, the held-out score has "
+                                       "stopped improving; paint to wake it, Stop to end it")
+        bundle = tuner.to_bundle(start.class_names, start.class_colours)
+        if start.warm_start is not None:
+            bundle.provenance["warm_start"] = start.warm_start
+        self.result = bundle
+        diagnosis = tuner.diagnose(start.class_names) if tuner.finished else None
+        yield JobEvent(EventKind.DONE, 1.0, step=tuner.steps_done, result=bundle,
+                       elapsed=float(tuner.provenance.get("seconds", 0)),
+                       reason=tuner.provenance.get("stop_reason"),
+                       warnings=tuple(diagnosis.warnings) if diagnosis else (),
+                       message=training_summary(tuner.provenance, tuner.best_step, diagnosis))
+
+    def best_so_far(self) -> ModelBundle | None:
+        """Return the model the selection keeps so far as a bundle with its class prior (the
+        finished bundle once the job has ended; None before the first evaluation), without
+        stopping the run: what Save writes during live training. Its provenance says it is a
+        snapshot (``live_snapshot``); the self-check comes with the finished bundle."""
+        if self.result is not None:
+            return self.result
+        tuner = self.tuner
+        state = tuner.best_state if tuner is not None else None
+        if state is None:
+            return None
+        model = copy.deepcopy(tuner.model)
+        model.load_state_dict(state)
+        model = model.cpu().eval()
+        images = list(tuner.images)
+        counts = np.zeros(tuner.num_classes)
+        for t in images:
+            classes, _, _ = predict_tiled(model, t.prepared.pixels,
+                                          PredictConfig(keep_probabilities=False), "cpu")
+            counts += np.bincount(classes.ravel(), minlength=tuner.num_classes)[:tuner.num_classes]
+        kept = tuner.kept
+        collapsed = kept is not None and bool(kept.collapse)
+        prior = None if collapsed else [round(float(c), 6) for c in counts / counts.sum()]
+        provenance = {**tuner.provenance, "steps": tuner.best_step,
+                      "total_steps": tuner.steps_before + tuner.best_step,
+                      "best_step": tuner.best_step, "stop_reason": "live snapshot",
+                      "live_snapshot": True, "device": tuner.device.type,
+                      "seed": self.config.seed, "selection": self.config.selection.describe(),
+                      "finetune": self.config.to_dict()}
+        return ModelBundle(model, list(self.start.class_names), list(self.start.class_colours),
+                           tuner.preprocess, provenance, class_prior=prior)
+
+
+def live_training(images, class_names=None, class_colours=None, start=None,
+                  config: FinetuneConfig | None = None, schedule: LiveSchedule | None = None,
+                  encoder: str | None = None, scale: float | None = None, device: str = "auto",
+                  preview: bool = True, encoder_weights: str | None = "imagenet",
+                  transfer: str = "encoder") -> LiveTrainingJob:
+    """Return a job that keeps fine-tuning on strokes that keep changing
+    (:class:`LiveTrainingJob`); the arguments are :func:`~napari_matseg.api.finetune`'s, with
+    ``schedule`` (:class:`~napari_matseg.core.live_schedule.LiveSchedule`: warm-up, learning
+    rate, when to idle) instead of a budget. Everything is checked here, before any work."""
+    job = finetune(images, class_names, class_colours, start=start, config=config,
+                   encoder=encoder, scale=scale, device=device, preview=preview,
+                   encoder_weights=encoder_weights, transfer=transfer)
+    return LiveTrainingJob(job.images, job.start, job.config, schedule, preview, job.model_config,
+                           job.encoder_weights)
