@@ -186,3 +186,38 @@ def test_the_launched_canvas_takes_half_the_window(make_napari_viewer, monkeypat
     shown = np.asarray(image) * viewer.camera.zoom
     assert shown.max() <= max(canvas.width(), canvas.height()) + 1
     assert shown.max() >= 0.8 * min(canvas.width(), canvas.height()), "the image is fitted"
+
+
+def test_live_training_takes_a_stroke_painted_while_it_trains(painting, qtbot, small_recipe,
+                                                              tmp_path):
+    from napari_matseg import api
+    from napari_matseg.core.bundle import load_bundle
+
+    viewer, train, scribbles, truth = painting
+    strokes = _strokes(truth)
+    strokes[strokes == 3] = 0
+    scribbles.data = strokes.astype(scribbles.data.dtype)
+    assert not train.live_train_check.isChecked(), "off by default: Train runs its budget"
+    train.live_check.setChecked(False)
+    assert not train.live_train_check.isEnabled(), "live training needs Live on"
+    train.live_check.setChecked(True)
+    train.live_train_check.setChecked(True)
+    worker = train.start_training()
+    job = train.job.job
+    assert isinstance(job, api.LiveTrainingJob)
+    qtbot.waitUntil(lambda: job.tuner is not None and job.tuner.best_state is not None,
+                    timeout=120_000)
+    with scribbles.block_history():  # a stroke of class 3 down the left edge, painted as
+        for y in range(0, 128, 2):      # the brush paints it: one paint event at the end
+            scribbles.paint((y, 3), 3)
+    qtbot.waitUntil(lambda: job.tuner.stroke_updates >= 1, timeout=60_000)
+    assert (job.tuner.images[0].labels == 3).any(), "the painted stroke reached the loop"
+    assert worker is train.worker and train.job.running, "still training"
+    saved = train.save_model(str(tmp_path / "live.matseg"))
+    assert load_bundle(saved).provenance["live_snapshot"]
+    train.stop_button.click()
+    qtbot.waitUntil(lambda: not train.job.running and train.model_entry is not None,
+                    timeout=60_000)
+    bundle = train.model_entry.bundle
+    assert bundle.provenance["stop_reason"] == "stopped" and bundle.provenance["stroke_updates"] >= 1
+    qtbot.waitUntil(lambda: not train.job.running, timeout=30_000)

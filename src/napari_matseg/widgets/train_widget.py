@@ -19,6 +19,7 @@ from .check_list import CheckList
 from .class_table import ClassTableWidget
 from .job_controls import JobControls
 from .live import LiveInputs, LiveRefit, StrokeWatcher
+from .live_training import StrokeFeeder
 from .layers import (apply_classes, centre_on, class_table, default_classes, image_scribbles,
                      micrograph_layers, new_scribble_layer, painted_pixels, scribble_layers,
                      show_guidance, show_info_band, show_result_layer)
@@ -53,6 +54,8 @@ class AnnotateTrainWidget(QWidget):
         self._region_index = -1
         self._done_text = ""  # the last training's status, shown above its suggestions
         self._after_training = False
+        self._live_run = False  # the running (or last) training is live training
+        self._live_drawn: dict[str, tuple[object, np.ndarray]] = {}  # its previews, as drawn
 
         self.image_combo = shrinkable_combo()
         self.image_combo.setToolTip("The image to paint on: New scribble layer adds strokes to it")
@@ -75,6 +78,10 @@ class AnnotateTrainWidget(QWidget):
                                    "the ticked images' strokes and redraw their phases (a trained "
                                    "model's phases are left as they are)")
         self.live_status = QLabel("")
+        self.live_train_check = QCheckBox("keep training as I paint")
+        self.live_train_check.setToolTip(
+            "With Live preview on, Train starts a network that keeps fine-tuning while you paint: "
+            "it takes new strokes at each evaluation, idles when nothing changes, and ends on Stop")
         self.live_status.setWordWrap(True)
         self.steps = QSpinBox()
         self.steps.setRange(1, 100_000)
@@ -121,6 +128,7 @@ class AnnotateTrainWidget(QWidget):
         budget.addWidget(self.time_cap)
         tform.addRow("budget", budget)
         tform.addRow(self.estimate)
+        tform.addRow(self.live_train_check)
         tform.addRow(self.plot)
         guide = QHBoxLayout()
         guide.addWidget(self.suggest_button)
@@ -157,6 +165,10 @@ class AnnotateTrainWidget(QWidget):
         self.live.refitted.connect(self._live_refitted)
         self.live.failed.connect(lambda text: self.live_status.setText(f"failed: {text}"))
         self.live_check.toggled.connect(self._live_toggled)
+        self.feeder = StrokeFeeder(self._annotated_images, parent=self)
+        self.training_list.itemChanged.connect(lambda _item: self._feed_live())
+        self.feeder.failed.connect(lambda text: self.live_status.setText(
+            f"live training kept its strokes: {text}"))
         self.destroyed.connect(lambda *_: self._closing())
         self._refresh_layers()
 
@@ -219,8 +231,15 @@ class AnnotateTrainWidget(QWidget):
         self._refresh_training_list()
         if self.live_check.isChecked():
             self.live.request()
+        self._feed_live()
+
+    def _feed_live(self) -> None:
+        """Hand the ticked images' strokes to live training, when it runs."""
+        if isinstance(self.job.job, api.LiveTrainingJob):
+            self.feeder.request(self.job.job)
 
     def _live_toggled(self, on: bool) -> None:
+        self.live_train_check.setEnabled(on)
         if on:
             self.live.request()
         else:
@@ -384,21 +403,28 @@ class AnnotateTrainWidget(QWidget):
             return None
         classes = self.classes.classes()
         entry = self.models.entry()
+        live = self.live_train_check.isChecked() and self.live_check.isChecked()
         try:
             images = self._annotated_images()
-            job = api.finetune(images, [c["name"] for c in classes], [c["colour"] for c in classes],
-                               start=entry.bundle if entry is not None else None,
-                               budget=self.budget(), preview=True)
+            names, colours = [c["name"] for c in classes], [c["colour"] for c in classes]
+            start = entry.bundle if entry is not None else None
+            job = (api.live_training(images, names, colours, start=start, preview=True) if live
+                   else api.finetune(images, names, colours, start=start, budget=self.budget(),
+                                     preview=True))
         except MatsegError as exc:
             show_error(str(exc))
             return None
         self._classes_for_run = classes
+        self._live_run, self._live_drawn = live, {}
         self._training_images = [item.name for item in images]
         self._training_layers = set(self._training_images) | {
             self._scribbles_of(name).name for name in self._training_images}
         for name in self._training_images:
             self._ensure_result_layer(name)
-        return self.job.launch(job, self._on_event, self._show_finished)
+        worker = self.job.launch(job, self._on_event, self._show_finished)
+        if live:
+            self.save_button.setEnabled(True)  # saves the model kept so far
+        return worker
 
     def stop_training(self) -> None:
         self.job.stop()
@@ -412,9 +438,29 @@ class AnnotateTrainWidget(QWidget):
     def _on_event(self, event) -> None:
         if event.kind is api.EventKind.PREVIEW:
             for name, preview in event.previews.items():
-                self._show_phases(name, preview)
+                if name not in self._training_images:  # an image ticked during live training
+                    self._training_images.append(name)
+                    self._ensure_result_layer(name)
+                if self._live_run:
+                    self._show_live_phases(name, preview)
+                else:
+                    self._show_phases(name, preview)
                 if event.name == "quick":
                     self.live.claim(name)
+
+    def _show_live_phases(self, name: str, labels: np.ndarray) -> None:
+        """Draw a live training preview, unless the user painted on the phases layer since
+        live training or the live preview last drew it (a long run must not undo corrections)."""
+        layer = self.live._phases_layer(name)
+        drawn = self._live_drawn.get(name)
+        ours = drawn is not None and layer is not None and layer.data is drawn[0] \
+            and np.array_equal(layer.data, drawn[1])
+        if layer is not None and not ours and not self.live.may_draw(name):
+            return
+        self._show_phases(name, labels)
+        layer = self.live._phases_layer(name)
+        if layer is not None:
+            self._live_drawn[name] = (layer.data, np.array(layer.data, copy=True))
 
     def _show_phases(self, name: str, labels: np.ndarray) -> None:
         like = self.viewer.layers[name] if name in self.viewer.layers else None
@@ -430,7 +476,7 @@ class AnnotateTrainWidget(QWidget):
                                              make_current=True)
         self.save_button.setEnabled(True)
         p = bundle.provenance
-        if p.get("steps"):
+        if p.get("steps") and not self._live_run:  # a live run's time includes its idling
             self._seconds_per_step = float(p.get("seconds", 0)) / p["steps"]
             self._show_estimate()
         self._done_text = self.status.text() + ("\nPaint more (on these or other images, where "
@@ -513,4 +559,12 @@ class AnnotateTrainWidget(QWidget):
 
     def save_model(self, path: str | None = None):
         """Write the current model as a bundle (asks for a file when ``path`` is None)."""
+        job = self.job.job
+        if isinstance(job, api.LiveTrainingJob):
+            bundle = job.best_so_far()
+            if bundle is None:
+                show_warning("Nothing to save yet: live training has not evaluated a model.")
+                return None
+            return self.job.save(ModelEntry("live training, best so far", bundle), path,
+                                 "Save model", "model.matseg")
         return self.job.save(self.model_entry, path, "Save model", "model.matseg")
