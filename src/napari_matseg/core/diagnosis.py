@@ -16,10 +16,7 @@ class DiagnosisThresholds:
     ``vanished_min_strokes`` of that image's painted pixels (a class painted in a dab or two, such
     as rare precipitates, earns a recall warning instead: it is not a collapse). One class has
     swallowed another when it covers more than ``dominant_share`` of an image and takes more than
-    ``swallowed_strokes`` of the other class's strokes on it. A class has been lost when it
-    holds at least ``vanished_min_strokes`` of an image's painted pixels and the model labels
-    fewer than ``lost_strokes`` of them, training strokes included, as that class: a network
-    that cannot even fit its strokes has given the class away, whatever share it still paints.
+    ``swallowed_strokes`` of the other class's strokes on it.
     """
 
     min_recall: float = 0.5
@@ -28,7 +25,6 @@ class DiagnosisThresholds:
     vanished_min_strokes: float = 0.05
     dominant_share: float = 2 / 3
     swallowed_strokes: float = 0.5
-    lost_strokes: float = 0.25
 
 
 @dataclass
@@ -108,11 +104,6 @@ def find_collapse(predicted: list[np.ndarray], strokes: list[np.ndarray],
             if shares[c] < t.vanished_share and counts[c] < 0.5 * strokes_of[c]:
                 findings.append(f"{_name(c, class_names)} is painted but predicted on only "
                                 f"{shares[c]:.1%} of its image")
-                continue
-            right = float(np.mean(pred[lab == c] == c))
-            if right < t.lost_strokes:
-                findings.append(f"the model labels only {right:.0%} of the strokes of "
-                                f"{_name(c, class_names)} as {_name(c, class_names)}")
         top = int(np.argmax(shares))
         if shares[top] <= t.dominant_share:
             continue
