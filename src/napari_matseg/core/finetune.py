@@ -244,6 +244,11 @@ def _source_key(item: AnnotatedImage, image_sha256: str) -> tuple:
     return image_sha256, item.info_band, item.pixel_size
 
 
+def painted_classes(label_maps) -> set[int]:
+    """Return the classes (1..K) painted on any of ``label_maps`` (0 unpainted)."""
+    return {int(c) for labels in label_maps for c in np.unique(labels[labels > 0])}
+
+
 def _check_names(images: Sequence[AnnotatedImage]) -> None:
     names = [item.name for item in images]
     duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -287,7 +292,7 @@ class Finetuner:
                                                             num_classes=known_classes)))
             except InputError as exc:
                 raise InputError(f"{item.name}: {exc}") from exc
-        painted = sorted({int(c) for _, _, labels in checked for c in np.unique(labels[labels > 0])})
+        painted = sorted(painted_classes(labels for _, _, labels in checked))
         if not painted:
             raise InputError("nothing is painted: paint a few strokes of each class first")
         if len(painted) < 2:
@@ -301,7 +306,7 @@ class Finetuner:
         self.images: list[TrainingImage] = []
         for item, grey, labels in checked:
             self.images.append(self._prepare(item, grey, labels))
-        painted_here = sorted({int(c) for t in self.images for c in np.unique(t.labels[t.labels > 0])})
+        painted_here = sorted(painted_classes(t.labels for t in self.images))
         if len(painted_here) < 2:
             raise InputError("fewer than two classes are painted above the information band")
         self.provenance = {"images": [t.record for t in self.images],
@@ -388,13 +393,7 @@ class Finetuner:
                  prepared: PreparedImage | None = None) -> TrainingImage:
         """Return the training image of ``item``: prepared pixels (``prepared`` when they are
         already known), strokes at the working scale, split into training and held-out parts."""
-        config = self.preprocess.for_pixel_size(check_pixel_size(item.pixel_size))
-        if item.info_band is not None:
-            config = config.with_info_band(item.info_band)
-        try:
-            prepared = prepared or prepare_image(grey, config)
-        except InputError as exc:
-            raise InputError(f"{item.name}: {exc}") from exc
+        prepared = prepared or self._prepare_pixels(item, grey)
         scaled = labels_like(prepared, labels)
         salt = int(hashlib.sha256(f"{self.config.seed}:{item.name}".encode()).hexdigest()[:15], 16)
         train, val = split_strokes(scaled, self.config.validation_fraction, salt)
@@ -404,16 +403,21 @@ class Finetuner:
                   "info_band_rows": int(prepared.original_shape[0] - prepared.content_rows)}
         return TrainingImage(item.name, prepared, scaled, train, val, record)
 
-    def _prepare_unlabeled(self, item: UnlabeledImage) -> tuple[str, PreparedImage]:
-        if not isinstance(item, UnlabeledImage):
-            raise InputError("unlabeled images must be UnlabeledImage objects")
+    def _prepare_pixels(self, item: AnnotatedImage | UnlabeledImage, grey: np.ndarray) -> PreparedImage:
+        """Return an image's pixels prepared with the model's preprocessing, at its own pixel
+        size and information band; errors name the image."""
         config = self.preprocess.for_pixel_size(check_pixel_size(item.pixel_size))
         if item.info_band is not None:
             config = config.with_info_band(item.info_band)
         try:
-            return item.name, prepare_image(to_grey(item.image), config)
+            return prepare_image(grey, config)
         except InputError as exc:
             raise InputError(f"{item.name}: {exc}") from exc
+
+    def _prepare_unlabeled(self, item: UnlabeledImage) -> tuple[str, PreparedImage]:
+        if not isinstance(item, UnlabeledImage):
+            raise InputError("unlabeled images must be UnlabeledImage objects")
+        return item.name, self._prepare_pixels(item, item.image)
 
     def stop(self) -> None:
         """Ask the loop to end after the current step; the best model so far is kept."""
@@ -443,7 +447,7 @@ class Finetuner:
             except InputError as exc:
                 raise InputError(f"{item.name}: {exc}") from exc
             staged.append((item, grey, labels, _source_key(item, array_digest(np.asarray(item.image)))))
-        painted = {int(c) for *_, labels, _ in staged for c in np.unique(labels[labels > 0])}
+        painted = painted_classes(labels for *_, labels, _ in staged)
         if len(painted) < 2:
             raise InputError("paint at least two classes: training carries on with the strokes "
                              "it has")
@@ -463,7 +467,7 @@ class Finetuner:
             old = known.get(item.name)
             reuse = old.prepared if old is not None and self._sources.get(item.name) == source else None
             images.append(self._prepare(item, grey, labels, reuse))
-        if len({int(c) for t in images for c in np.unique(t.labels[t.labels > 0])}) < 2:
+        if len(painted_classes(t.labels for t in images)) < 2:
             return False  # two classes are not painted above the information band: keep the last
         self.images = images
         self._sources = {item.name: source for item, _, _, source in staged}
@@ -500,8 +504,8 @@ class Finetuner:
         """Return, per image, the strokes the network is scored on, and the classes scored on
         their training strokes: every painted class counts, on its held-out strokes where it
         has any, else on the strokes it trains on (a class painted in one piece)."""
-        held = {int(c) for t in self.images for c in np.unique(t.val_labels[t.val_labels > 0])}
-        painted = {int(c) for t in self.images for c in np.unique(t.labels[t.labels > 0])}
+        held = painted_classes(t.val_labels for t in self.images)
+        painted = painted_classes(t.labels for t in self.images)
         on_training = sorted(painted - held) if held else []
         refs = []
         for t in self.images:
@@ -582,7 +586,7 @@ class Finetuner:
         cfg = self.config
         if not cfg.unlabeled.enabled:
             return None, None
-        painted = sorted({int(c) for t in self.images for c in np.unique(t.labels[t.labels > 0])})
+        painted = sorted(painted_classes(t.labels for t in self.images))
         learner = ConsistencyLearner(cfg.unlabeled, self.num_classes, painted, self.rng)
         pool = ([(t.prepared.pixels, t.train_labels) for t in self.images]
                 + [(prepared.pixels, None) for _, prepared in self.unlabeled])
