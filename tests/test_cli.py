@@ -123,3 +123,26 @@ def test_help_explains_every_option(capsys):
         text = capsys.readouterr().out
         assert "--info-band" in text and "--device" in text
     assert main([]) == 2
+
+
+def test_finetune_learns_from_unlabeled_micrographs_with_their_own_information_band(
+        files, capsys, small_recipe):
+    from napari_matseg.testing import voronoi_micrograph
+
+    other, _ = voronoi_micrograph((120, 200), grains=16, phases=3, seed=5)
+    banded = np.vstack([other, np.zeros((24, 200), np.uint8)])
+    banded[-24:, 10:190:7] = 255
+    (files / "unpainted").mkdir()
+    Image.fromarray(banded).save(files / "unpainted" / "banded.png")
+    model = files / "u.matseg"
+    assert main(["finetune", str(files / "img.png"), str(files / "strokes.png"), "-o", str(model),
+                 "--steps", "4", "--info-band", "0", "--unlabeled", str(files / "unpainted")]) == 0
+    unlabeled = load_bundle(model).provenance["finetune"]["unlabeled"]
+    record = load_bundle(model).provenance["unlabeled"]["images"][0]
+    assert unlabeled["weight"] > 0 and record["name"] == "unlabeled banded"
+    assert record["info_band_rows"] > 0, "--info-band 0 is about the painted images only"
+
+    assert main(["finetune", str(files / "img.png"), str(files / "strokes.png"), "-o", str(model),
+                 "--steps", "4", "--unlabeled", str(files / "unpainted"),
+                 "--unlabeled-info-band", "0"]) == 0
+    assert load_bundle(model).provenance["unlabeled"]["images"][0]["info_band_rows"] == 0

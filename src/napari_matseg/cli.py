@@ -138,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--unlabeled", type=Path, nargs="+", metavar="IMAGE_OR_DIR",
                     help="micrographs nobody painted (files or folders) that training also learns "
                          "from, e.g. the folder you will predict (see the user guide)")
+    ft.add_argument("--unlabeled-info-band", type=_info_band, default="auto", metavar="auto|ROWS",
+                    help="information band of the --unlabeled micrographs, apart from --info-band "
+                         "(which is about the painted images): 'auto' detects it on each image, "
+                         "0 means none (default: auto)")
     _add_common(ft)
     _add_pixel_size(ft)
 
@@ -366,7 +370,7 @@ def cmd_finetune(args) -> int:
     if args.steps or args.minutes:
         steps = args.steps or api.default_finetune_budget(args.start).steps
         budget = Budget(steps=steps, max_seconds=args.minutes * 60 if args.minutes else None)
-    unlabeled = [api.UnlabeledImage(read_image(path), name, info_band=args.info_band,
+    unlabeled = [api.UnlabeledImage(read_image(path), name, info_band=args.unlabeled_info_band,
                                     pixel_size=args.pixel_size)
                  for name, path in _unlabeled_files(args.unlabeled, pairs)]
     job = api.finetune(images, args.classes, args.colours, start=args.start, budget=budget,

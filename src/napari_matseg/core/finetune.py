@@ -315,8 +315,9 @@ class Finetuner:
         if self.config.unlabeled.enabled:
             self.unlabeled = [self._prepare_unlabeled(item) for item in unlabeled]
             self.provenance["unlabeled"] = {
-                "images": [{"name": item.name, "image_sha256": array_digest(np.asarray(item.image))}
-                           for item in unlabeled],
+                "images": [{"name": item.name, "image_sha256": array_digest(np.asarray(item.image)),
+                            "info_band_rows": int(prepared.original_shape[0] - prepared.content_rows)}
+                           for item, (_, prepared) in zip(unlabeled, self.unlabeled)],
                 "painted_images_unpainted_pixels": True}
         self.unlabeled_log: list[dict] = []
         if model is not None and model.config.num_classes != self.num_classes:
