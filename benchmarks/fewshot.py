@@ -287,6 +287,16 @@ def nasa_super3(modes, methods, seed, unlabeled="none"):
     return rows
 
 
+def set_value(current, text: str):
+    """Return ``text`` as the type of a config field's current value (``--set``): booleans take
+    true/false, 1/0 or yes/no (``bool("False")`` would be True); a field that is None takes a float."""
+    if isinstance(current, bool):
+        if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise SystemExit(f"--set: {text!r} is not true or false")
+        return text.lower() in ("true", "1", "yes")
+    return float(text) if current is None else type(current)(text)
+
+
 def summarise(rows):
     groups = {}
     for r in rows:
@@ -370,12 +380,12 @@ def main(argv=None):
                                                    max_seconds=args.seconds))
     for item in args.set:
         key, value = item.split("=", 1)
-        config = replace(config, **{key: type(getattr(config, key))(value) if getattr(config, key) is not None else float(value)})
+        config = replace(config, **{key: set_value(getattr(config, key), value)})
     if args.unlabeled != "none" or args.unlabeled_set:
         fields = {"weight": 1.0}
         for item in args.unlabeled_set:
             key, value = item.split("=", 1)
-            fields[key] = type(getattr(config.unlabeled, key))(value)
+            fields[key] = set_value(getattr(config.unlabeled, key), value)
         config = replace(config, unlabeled=replace(config.unlabeled, **fields))
     methods = [UNetMethod(config, scale=args.scale, encoder=args.encoder) if m == "matseg" else RandomForestMethod(args.seed) for m in args.methods]
     rows = metaldam_folds(args.folds, args.modes, methods, args.seed, args.physical_scale,
