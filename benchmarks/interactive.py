@@ -105,12 +105,15 @@ class Forest:
     def __init__(self, seed: int):
         self.seed = seed
 
+    def features(self, image):
+        return fewshot.RandomForestMethod._features(image)
+
     def fit(self, pairs):
         from sklearn.ensemble import RandomForestClassifier
 
         features, targets = [], []
         for _, image, strokes in pairs:
-            f = fewshot.RandomForestMethod._features(image)
+            f = self.features(image)
             features.append(f[strokes > 0])
             targets.append(strokes[strokes > 0] - 1)
         self.forest = RandomForestClassifier(n_estimators=100, max_depth=16, n_jobs=-1,
@@ -119,7 +122,7 @@ class Forest:
         return {}
 
     def predict(self, image):
-        f = fewshot.RandomForestMethod._features(image)
+        f = self.features(image)
         return self.forest.predict(f.reshape(-1, f.shape[-1])).reshape(image.shape), None
 
 

@@ -207,20 +207,6 @@ class CachedForest(interactive.Forest):
             self.cache[key] = (image, fewshot.RandomForestMethod._features(image))
         return self.cache[key][1]
 
-    def fit(self, pairs):
-        from sklearn.ensemble import RandomForestClassifier
-
-        feats = [self.features(image) for _, image, _ in pairs]
-        x = np.concatenate([f[s > 0] for f, (_, _, s) in zip(feats, pairs)])
-        y = np.concatenate([s[s > 0] - 1 for _, _, s in pairs])
-        self.forest = RandomForestClassifier(n_estimators=100, max_depth=16, n_jobs=-1,
-                                             class_weight="balanced", random_state=self.seed)
-        self.forest.fit(x, y)
-
-    def predict(self, image):
-        f = self.features(image)
-        return self.forest.predict(f.reshape(-1, f.shape[-1])).reshape(image.shape)
-
 
 def session_for(data: dict, style: str, fold: int, seed: int, interval: float) -> Session:
     a_truth, b_truth = data["a"][2], data["b"][2]
@@ -246,7 +232,7 @@ def run_one(data: dict, style: str, fold: int, args) -> dict:
         miou, cm = test_miou(bundle_predictor(snap.pop("bundle"), args.device), data)
         series["live"].append({**snap, "test_miou": miou, "confusion": cm})
         forest.fit(session.pairs(session.strokes_after(snap["strokes"])))
-        fm, fcm = test_miou(forest.predict, data)
+        fm, fcm = test_miou(lambda image: forest.predict(image)[0], data)
         series["forest"].append({"seconds": snap["seconds"], "strokes": snap["strokes"],
                                  "test_miou": fm, "confusion": fcm})
     for rnd in button:

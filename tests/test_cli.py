@@ -137,8 +137,9 @@ def test_finetune_learns_from_unlabeled_micrographs_with_their_own_information_b
     model = files / "u.matseg"
     assert main(["finetune", str(files / "img.png"), str(files / "strokes.png"), "-o", str(model),
                  "--steps", "4", "--info-band", "0", "--unlabeled", str(files / "unpainted")]) == 0
-    unlabeled = load_bundle(model).provenance["finetune"]["unlabeled"]
-    record = load_bundle(model).provenance["unlabeled"]["images"][0]
+    provenance = load_bundle(model).provenance
+    unlabeled = provenance["finetune"]["unlabeled"]
+    record = provenance["unlabeled"]["images"][0]
     assert unlabeled["weight"] > 0 and record["name"] == "unlabeled banded"
     assert record["info_band_rows"] > 0, "--info-band 0 is about the painted images only"
 

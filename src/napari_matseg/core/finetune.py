@@ -316,7 +316,7 @@ class Finetuner:
             self.unlabeled = [self._prepare_unlabeled(item) for item in unlabeled]
             self.provenance["unlabeled"] = {
                 "images": [{"name": item.name, "image_sha256": array_digest(np.asarray(item.image)),
-                            "info_band_rows": int(prepared.original_shape[0] - prepared.content_rows)}
+                            "info_band_rows": prepared.band_rows}
                            for item, (_, prepared) in zip(unlabeled, self.unlabeled)],
                 "painted_images_unpainted_pixels": True}
         self.unlabeled_log: list[dict] = []
@@ -401,7 +401,7 @@ class Finetuner:
         record = {"name": item.name, "image_sha256": array_digest(np.asarray(item.image)),
                   "labels_sha256": array_digest(np.asarray(labels)), "shape": list(grey.shape),
                   "painted_pixels": int((labels > 0).sum()),
-                  "info_band_rows": int(prepared.original_shape[0] - prepared.content_rows)}
+                  "info_band_rows": prepared.band_rows}
         return TrainingImage(item.name, prepared, scaled, train, val, record)
 
     def _prepare_pixels(self, item: AnnotatedImage | UnlabeledImage, grey: np.ndarray) -> PreparedImage:

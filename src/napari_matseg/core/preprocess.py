@@ -118,6 +118,11 @@ class PreparedImage:
     content_rows: int
     scale: float = 1.0
 
+    @property
+    def band_rows(self) -> int:
+        """Rows of the information band left out at the original image's bottom (0: none)."""
+        return int(self.original_shape[0] - self.content_rows)
+
 
 MIN_SIDE = 16
 
