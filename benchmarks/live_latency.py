@@ -6,7 +6,10 @@ strokes one by one at a human pace: each stroke is dragged over about 160 ms in 
 undo step, as napari's brush makes it) and released, then the next follows ``--interval``
 seconds later. Records, for each stroke, the time from its release to the redrawn preview, and
 the gaps between ticks of a 10 ms QTimer on the GUI thread over the whole session (painting,
-refitting, redrawing). ``--while-training`` presses Train first and paints while it trains.
+refitting, redrawing). ``--while-training`` presses Train first and paints while it trains;
+``--live-training`` ticks "keep training as I paint" first, so the network that Train starts
+takes each new stroke as it trains (issue 27's live training), and counts the stroke updates it
+took.
 
     xvfb-run -a python benchmarks/live_latency.py [--strokes 20] [--interval 1.5]
 
@@ -70,9 +73,12 @@ def main(argv=None):
     p.add_argument("--strokes", type=int, default=20)
     p.add_argument("--interval", type=float, default=1.5, help="seconds from one release to the next stroke")
     p.add_argument("--while-training", action="store_true", help="press Train first (a long budget)")
+    p.add_argument("--live-training", action="store_true",
+                   help="tick 'keep training as I paint', then press Train (implies --while-training)")
     p.add_argument("--no-live", action="store_true", help="Live off: the stalls of painting alone")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "live_latency.json")
     args = p.parse_args(argv)
+    args.while_training = args.while_training or args.live_training
 
     import napari
     from qtpy.QtCore import QTimer
@@ -91,6 +97,7 @@ def main(argv=None):
     layer = train.new_scribble_layer()
     train.classes.add_class()
     train.live_check.setChecked(not args.no_live)
+    train.live_train_check.setChecked(args.live_training)
     app = QApplication.instance()
 
     def pump(seconds):
@@ -99,12 +106,15 @@ def main(argv=None):
             app.processEvents()
             time.sleep(0.001)
 
+    events: list[str] = []
     pump(1.0)
     if args.while_training:
         layer.data = _with(layer.data, before_training)
         pump(2.0)
         train.steps.setValue(100_000)
-        train.start_training()
+        worker = train.start_training()
+        if worker is not None:
+            worker.yielded.connect(lambda event: events.append(getattr(event, "message", "") or ""))
         pump(3.0)
 
     ticks: list[float] = []
@@ -129,6 +139,7 @@ def main(argv=None):
         pump(args.interval)
     pump(2.0)
     timer.stop()
+    updates = [e for e in events if "took the new strokes" in e] if args.live_training else []
     if args.while_training:
         train.stop_training()
         while train.job.running:
@@ -146,6 +157,8 @@ def main(argv=None):
     result = {
         "image": "MetalDAM micrograph0 + micrograph1, 1024 x 1024", "strokes": len(strokes),
         "interval_s": args.interval, "while_training": args.while_training, "live": not args.no_live,
+        "live_training": args.live_training, "stroke_updates_taken": len(updates),
+        "live_training_messages": updates[-3:],
         "cpu_count": os.cpu_count(), "machine": platform.platform(),
         "session_s": time.perf_counter() - began, "previews": len(redrawn), "failures": failures,
         "strokes_followed": len(latencies),
