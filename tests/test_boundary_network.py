@@ -175,3 +175,62 @@ def test_matseg_measure_thins_by_default_and_reads_the_models_self_check(tmp_pat
                  for d in ("thin", "raw"))
     assert float(thin[-1]["astm_g_planimetric"]) > float(raw[-1]["astm_g_planimetric"]) + 0.2
     assert "31%" in thin[0]["grain size self-check"] and "grain size self-check" not in raw[0]
+
+
+def test_grain_size_is_doubtful_where_the_boundaries_come_out_far_wider_than_painted():
+    from napari_matseg.core.linewidth import class_line_widths, mean_line_width
+
+    line = np.zeros((60, 60), bool)
+    line[30:33, 5:55] = True
+    assert mean_line_width(line) == pytest.approx(3, abs=0.4), "a 3-px stroke is 3 px wide"
+    assert class_line_widths(np.where(line, 2, 0)) == {2: pytest.approx(3, abs=0.4)}
+
+    truth = voronoi_grains((240, 240), 60, seed=4)
+    bands = np.where(thick_broken_boundaries(truth == 2, widen=6, gaps=0, seed=4), 2, 1)
+    options = api.MeasureOptions(grain_boundaries="boundary", pixel_size=0.5)
+    painted_thin = {"recall": {"1": 0.9, "2": 0.9}, "warnings": [],
+                    "stroke_width_px": {"1": 9.0, "2": 3.0}}
+    report = api.measure([("bands", bands)], ["grain", "boundary"], options,
+                         diagnosis=painted_thin).wait()
+    row = report.rows[0]
+    assert row["boundary width px"] >= 9
+    assert "painted 3 px wide" in row["grain size self-check"]
+    from napari_matseg.api.measure_job import report_summary
+
+    assert "doubtful" in "\n".join(report_summary(report))
+    painted_wide = {**painted_thin, "stroke_width_px": {"1": 9.0, "2": 12.0}}
+    for diagnosis in (painted_wide, None):
+        quiet = api.measure([("bands", bands)], ["grain", "boundary"], options,
+                            diagnosis=diagnosis).wait()
+        assert "grain size self-check" not in quiet.rows[0]
+
+
+def test_a_fine_tune_records_how_wide_each_class_was_painted():
+    from napari_matseg.core.finetune import AnnotatedImage, Finetuner, FinetuneConfig
+    from napari_matseg.core.budget import Budget
+
+    rng = np.random.default_rng(0)
+    image = rng.random((96, 96)).astype(np.float32)
+    labels = np.zeros((96, 96), np.uint8)
+    labels[10:40, 10:40] = 1
+    labels[60:63, 10:90] = 2
+    tuner = Finetuner([AnnotatedImage(image, labels)], 2, encoder_weights=None,
+                      config=FinetuneConfig(budget=Budget(steps=2), batch_size=2, crop_size=64,
+                                            min_steps=1, validation_fraction=0.0))
+    tuner.train()
+    widths = tuner.diagnose().to_dict()["stroke_width_px"]
+    assert widths["2"] == pytest.approx(3, abs=0.5) and widths["1"] > 10
+
+
+def test_a_batch_gives_doubts_that_differ_only_in_numbers_once():
+    truth = [voronoi_grains((200, 200), 40, seed=s) for s in (5, 6, 7)]
+    maps = [(f"m{i}", np.where(thick_broken_boundaries(t == 2, widen=4 + i, gaps=0, seed=i), 2, 1))
+            for i, t in enumerate(truth)]
+    diagnosis = {"recall": {}, "warnings": [], "stroke_width_px": {"2": 2.0}}
+    report = api.measure(maps, ["grain", "boundary"],
+                         api.MeasureOptions(grain_boundaries="boundary", pixel_size=0.5),
+                         diagnosis=diagnosis).wait()
+    notes = [m.doubts["grain size"] for m in report.images]
+    assert len(set(notes)) > 1, "each image says its own width"
+    batch = report.doubts()["grain size"]
+    assert batch.count("painted 2 px wide") == 1 and "and 2 more image(s) alike" in batch

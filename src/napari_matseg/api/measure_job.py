@@ -6,6 +6,8 @@ a model whose self-check flags a class, every number resting on that class says 
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -20,7 +22,7 @@ from ..core.errors import InputError
 from ..core.imageio import label_array, read_labels
 from ..core.measure import (BoundaryNetworkConfig, GrainSize, ParticleStatistics, SelfCheckDoubts,
                             area_fractions, grain_size, particle_statistics, self_check_doubts,
-                            summarise_fractions)
+                            summarise_fractions, wide_lines_doubt)
 from ..core.preprocess import check_pixel_size
 from ..plots import report_figures
 from .events import EventKind, JobEvent
@@ -131,12 +133,16 @@ class MeasureReport:
 
     def doubts(self) -> dict[str, str]:
         """Return, per measurement, the self-check's doubts over the images (empty when the
-        labels did not come from a model, or its self-check flags none of their classes)."""
-        notes: dict[str, list[str]] = {}
+        labels did not come from a model, or its self-check flags none of their classes); notes
+        that differ only in their numbers are given once, with how many more images had one."""
+        notes: dict[str, dict[str, list[str]]] = {}
         for m in self.images:
             for what, note in m.doubts.items():
-                notes.setdefault(what, []).append(note)
-        return {what: " | ".join(dict.fromkeys(n)) for what, n in notes.items()}
+                notes.setdefault(what, {}).setdefault(re.sub(r"\d+", "#", note), []).append(note)
+        return {what: " | ".join(alike[0] + (f" (and {len(alike) - 1} more image(s) alike)"
+                                             if len(alike) > 1 else "")
+                                 for alike in (list(dict.fromkeys(n)) for n in kinds.values()))
+                for what, kinds in notes.items()}
 
     @property
     def particle_stems(self) -> dict[str, str]:
@@ -183,7 +189,8 @@ def image_row(m: ImageMeasurements, names: list[str], particle_classes: list[str
             row[f"{n} area %{CHECK_SUFFIX}"] = m.doubts.get(f"{n} area %", "")
     if m.grains is not None:
         g = m.grains
-        row.update({"grains": g.grains, "grains_per_mm2": _round(g.grains_per_mm2, 2),
+        row.update({"grains": g.grains, "boundary width px": _round(g.line_width_px, 1),
+                    "grains_per_mm2": _round(g.grains_per_mm2, 2),
                     "astm_g_planimetric": _round(g.astm_g_planimetric, 2),
                     "mean_intercept_um": _round(g.mean_intercept_um),
                     "astm_g_intercept": _round(g.astm_g_intercept, 2), BOUNDARY_RULE: g.rule})
@@ -258,6 +265,19 @@ class MeasureJob(Job):
             notes[f"{name} particles"] = doubts.about([self.class_names.index(name) + 1])
         return {what: note for what, note in notes.items() if note}
 
+    def _with_width_doubt(self, notes: dict[str, str], grains: GrainSize | None,
+                          diagnosis) -> dict[str, str]:
+        """Return an image's notes with its grain size marked doubtful when its boundary class
+        came out much wider than the model's strokes of it were painted
+        (:func:`~napari_matseg.core.measure.wide_lines_doubt`)."""
+        widths = (diagnosis or {}).get("stroke_width_px") or {}
+        painted = widths.get(str(self.boundary)) or widths.get(self.boundary)
+        doubt = wide_lines_doubt(grains, painted) if grains is not None else ""
+        if not doubt:
+            return notes
+        earlier = notes.get(GRAIN_SIZE)
+        return {**notes, GRAIN_SIZE: f"{earlier}; {doubt}" if earlier else f"doubtful: {doubt}"}
+
     def _run(self) -> Iterator[JobEvent]:
         report = MeasureReport(list(self.class_names), self.class_colours)
         self.result = report
@@ -268,19 +288,21 @@ class MeasureJob(Job):
                 break
             try:
                 m = self._measure(source, k)
-                m.doubts = self.notes[i]
+                m.doubts = self._with_width_doubt(self.notes[i], m.grains, source.diagnosis)
             except InputError as exc:
                 report.failed.append((source.name, str(exc)))
                 yield JobEvent(EventKind.RESULT, (i + 1) / n, name=source.name, error=str(exc),
                                message=f"skipped {source.name}: {exc}")
                 continue
             report.images.append(m)
-            report.rows.append(image_row(m, self.class_names, self.particle_classes, self.checked))
             for name in self.particle_classes:
                 report.particle_rows.setdefault(name, []).extend(
                     {"image": m.name, **p} for p in m.particles[name].particles)
             yield JobEvent(EventKind.RESULT, (i + 1) / n, name=source.name, result=m,
                            message=f"measured {source.name} ({i + 1} of {n})")
+        checked = self.checked | {what for m in report.images for what in m.doubts}
+        report.rows = [image_row(m, self.class_names, self.particle_classes, checked)
+                       for m in report.images]
         if report.rows:
             report.rows.append(summary_row(report))
             if self.output is not None:

@@ -35,6 +35,8 @@ class TrainingDiagnosis:
     strokes the kept model labels correctly (of all strokes when none were held out:
     ``held_out`` is then False). ``image_fractions`` are the class shares the model finds in its
     own training image. ``warnings`` says, in plain words, what looks unreliable.
+    ``stroke_width_px`` is how wide each class was painted (the mean line width of its strokes,
+    in pixels of the original images), which a measurement compares with the prediction.
     """
 
     steps: int
@@ -46,6 +48,7 @@ class TrainingDiagnosis:
     collapse: list[str] = field(default_factory=list)
     network_accuracy: float | None = None
     forest_accuracy: float | None = None
+    stroke_width_px: dict[int, float] = field(default_factory=dict)
 
     @property
     def collapsed(self) -> bool:
@@ -65,6 +68,7 @@ class TrainingDiagnosis:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["recall"] = {str(k): round(v, 4) for k, v in self.recall.items()}
+        d["stroke_width_px"] = {str(k): v for k, v in self.stroke_width_px.items()}
         for key in ("network_accuracy", "forest_accuracy"):
             if d[key] is not None:
                 d[key] = round(d[key], 4)
@@ -125,7 +129,8 @@ def diagnose_training(steps: int, min_steps: int, stop_reason: str, recall: dict
                       scored_on_training: list[int] | None = None,
                       collapse: list[str] | None = None,
                       network_accuracy: float | None = None,
-                      forest_accuracy: float | None = None) -> TrainingDiagnosis:
+                      forest_accuracy: float | None = None,
+                      stroke_width_px: dict[int, float] | None = None) -> TrainingDiagnosis:
     """Return the diagnosis of a finished fine-tune, with a warning for each sign of a model
     that should not be trusted yet.
 
@@ -172,4 +177,5 @@ def diagnose_training(steps: int, min_steps: int, stop_reason: str, recall: dict
                             f"{_name(top + 1, class_names)} although {len(recall)} classes are "
                             "painted: it has collapsed to one class; train longer or paint more")
     return TrainingDiagnosis(steps, dict(recall), list(image_fractions), held_out, warnings,
-                             on_training, collapse, network_accuracy, forest_accuracy)
+                             on_training, collapse, network_accuracy, forest_accuracy,
+                             dict(stroke_width_px or {}))

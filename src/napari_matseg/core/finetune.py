@@ -27,6 +27,7 @@ from .diagnosis import TrainingDiagnosis, diagnose_training, find_collapse
 from .errors import InputError
 from .imageio import to_grey
 from .infoband import content_rows
+from .linewidth import class_line_widths
 from .model import ModelConfig, SegmentationModel, build_model
 from .predict import PredictConfig, predict_tiled
 from .preprocess import (PreparedImage, PreprocessConfig, auto_scale, check_pixel_size, labels_like,
@@ -401,7 +402,8 @@ class Finetuner:
         record = {"name": item.name, "image_sha256": array_digest(np.asarray(item.image)),
                   "labels_sha256": array_digest(np.asarray(labels)), "shape": list(grey.shape),
                   "painted_pixels": int((labels > 0).sum()),
-                  "info_band_rows": prepared.band_rows}
+                  "info_band_rows": prepared.band_rows,
+                  "stroke_width_px": {str(c): w for c, w in class_line_widths(labels).items()}}
         return TrainingImage(item.name, prepared, scaled, train, val, record)
 
     def _prepare_pixels(self, item: AnnotatedImage | UnlabeledImage, grey: np.ndarray) -> PreparedImage:
@@ -798,7 +800,22 @@ class Finetuner:
                                  collapse=self.kept.collapse if self.kept else [],
                                  network_accuracy=(check.accuracy if check and self.has_held_out
                                                    else None),
-                                 forest_accuracy=self.forest_accuracy)
+                                 forest_accuracy=self.forest_accuracy,
+                                 stroke_width_px=self.stroke_widths())
+
+    def stroke_widths(self) -> dict[int, float]:
+        """Return how wide each class was painted, in pixels of the original images: the mean
+        line width of its strokes over the training images, weighted by its painted pixels
+        (the measurement compares a predicted boundary class's width with it)."""
+        totals: dict[int, list[float]] = {}
+        for t in self.images:
+            widths = t.record.get("stroke_width_px", {})
+            for c, w in widths.items():
+                n = float((t.labels == int(c)).sum())
+                entry = totals.setdefault(int(c), [0.0, 0.0])
+                entry[0] += w * n
+                entry[1] += n
+        return {c: round(wn / n, 2) for c, (wn, n) in sorted(totals.items()) if n > 0}
 
     def train(self) -> SegmentationModel:
         """Run to completion without reporting and return the trained model."""

@@ -7,11 +7,12 @@ when the pixel size is known, in pixels otherwise."""
 
 from .boundary_network import BoundaryNetworkConfig, closed_network
 from .fractions import FractionSummary, area_fractions, summarise_fractions
-from .grains import GrainSize, astm_g_from_density, astm_g_from_intercept, grain_size
+from .grains import (GrainSize, astm_g_from_density, astm_g_from_intercept, grain_size,
+                     wide_lines_doubt)
 from .particles import ParticleStatistics, particle_statistics
 from .selfcheck import SelfCheckDoubts, self_check_doubts
 
 __all__ = ["BoundaryNetworkConfig", "FractionSummary", "GrainSize", "ParticleStatistics",
            "SelfCheckDoubts", "area_fractions", "astm_g_from_density", "astm_g_from_intercept",
            "closed_network", "grain_size", "particle_statistics", "self_check_doubts",
-           "summarise_fractions"]
+           "summarise_fractions", "wide_lines_doubt"]

@@ -12,7 +12,9 @@ Grains are 4-connected regions of at least ``min_grain_pixels`` (smaller ones ar
 broken boundary, not grains). Both procedures need the pixel size; without it the counts are
 reported and G is not. With a :class:`~.boundary_network.BoundaryNetworkConfig`, both count on
 the boundary class thinned to a closed network (see :mod:`.boundary_network`) instead of the
-raw mask.
+raw mask. The result also says how wide the boundary lines were (``line_width_px``: the mask's
+area over the length of the centre line counted on), which :func:`wide_lines_doubt` compares
+with how wide the class was painted.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
+from ..linewidth import mean_line_width
 from .boundary_network import BoundaryNetworkConfig, closed_network
 
 RAW_MASK_RULE = "raw mask"
+WIDER_THAN_PAINTED = 3.0
 
 def astm_g_from_density(grains_per_mm2: float) -> float:
     """Return the ASTM E112 grain size number G for N_A grains per mm² at 1x."""
@@ -55,11 +59,26 @@ class GrainSize:
     intercept_lengths: np.ndarray = field(repr=False)
     boundaries: np.ndarray | None = field(default=None, repr=False)
     rule: str = RAW_MASK_RULE
+    line_width_px: float | None = None
 
     @property
     def grains(self) -> float:
         """Equivalent whole grains: inside plus half the intercepted."""
         return self.grains_inside + 0.5 * self.grains_intercepted
+
+
+def wide_lines_doubt(grains: GrainSize, painted_width: float | None,
+                     factor: float = WIDER_THAN_PAINTED) -> str:
+    """Return why a grain size is doubtful when its boundary class came out ``factor`` times
+    wider than it was painted (a model that marks bands instead of lines: grains inside the
+    bands are lost, so G comes out too small), or '' when it did not or nothing says how wide
+    it was painted."""
+    width = grains.line_width_px
+    if not painted_width or width is None or width < factor * painted_width:
+        return ""
+    return (f"the boundaries are predicted {width:.0f} px wide where they were painted "
+            f"{painted_width:.0f} px wide: grains inside the bands are lost, so G may come out "
+            "too small")
 
 
 def _crossings(line: np.ndarray) -> tuple[int, list[int]]:
@@ -84,9 +103,9 @@ def grain_size(labels: np.ndarray, boundary_class: int, pixel_size: float | None
     if content_rows is not None:
         labels = labels[:content_rows]
     height, width = labels.shape
-    boundary = labels == boundary_class
-    if network is not None:
-        boundary = closed_network(boundary, network)
+    mask = labels == boundary_class
+    boundary = closed_network(mask, network) if network is not None else mask
+    line_width = mean_line_width(mask, boundary if network is not None else None)
     grains, count = ndimage.label(~boundary & (labels > 0))
     inside = intercepted = 0
     if count:
@@ -114,4 +133,4 @@ def grain_size(labels: np.ndarray, boundary_class: int, pixel_size: float | None
             g_int = astm_g_from_intercept(mean_um * 1e-3)
     return GrainSize(inside, intercepted, area_mm2, density, g_plan, crossings, line_length,
                      mean_um, g_int, lengths, boundary,
-                     network.describe() if network is not None else RAW_MASK_RULE)
+                     network.describe() if network is not None else RAW_MASK_RULE, line_width)
