@@ -222,15 +222,41 @@ def test_a_fine_tune_records_how_wide_each_class_was_painted():
     assert widths["2"] == pytest.approx(3, abs=0.5) and widths["1"] > 10
 
 
-def test_a_batch_gives_doubts_that_differ_only_in_numbers_once():
-    truth = [voronoi_grains((200, 200), 40, seed=s) for s in (5, 6, 7)]
-    maps = [(f"m{i}", np.where(thick_broken_boundaries(t == 2, widen=4 + i, gaps=0, seed=i), 2, 1))
+def test_a_batch_gives_many_doubts_that_differ_only_in_numbers_once():
+    truth = [voronoi_grains((200, 200), 40, seed=s) for s in range(5, 10)]
+    maps = [(f"m{i}", np.where(thick_broken_boundaries(t == 2, widen=3 + i, gaps=0, seed=i), 2, 1))
             for i, t in enumerate(truth)]
     diagnosis = {"recall": {}, "warnings": [], "stroke_width_px": {"2": 2.0}}
-    report = api.measure(maps, ["grain", "boundary"],
-                         api.MeasureOptions(grain_boundaries="boundary", pixel_size=0.5),
-                         diagnosis=diagnosis).wait()
+    options = api.MeasureOptions(grain_boundaries="boundary", pixel_size=0.5)
+    report = api.measure(maps, ["grain", "boundary"], options, diagnosis=diagnosis).wait()
     notes = [m.doubts["grain size"] for m in report.images]
-    assert len(set(notes)) > 1, "each image says its own width"
+    assert len(set(notes)) > 3, "each image says its own width"
     batch = report.doubts()["grain size"]
-    assert batch.count("painted 2 px wide") == 1 and "and 2 more image(s) alike" in batch
+    assert batch.count("painted 2 px wide") == 1 and "and 4 more images alike" in batch
+    few = api.measure(maps[:2], ["grain", "boundary"], options, diagnosis=diagnosis).wait()
+    assert few.doubts()["grain size"].count("painted 2 px wide") == 2, "a few are each given"
+
+
+def test_the_painted_width_is_brought_to_the_measured_pixel_size_and_bad_values_are_ignored():
+    from napari_matseg.api.measure_job import painted_width
+    from napari_matseg.core.linewidth import mean_line_width
+
+    specks = np.zeros((40, 40), bool)
+    specks[5:8, 5:8] = specks[20:23, 20:23] = True
+    assert mean_line_width(specks, np.zeros_like(specks)) is None, "no centre line, no width"
+    trained = {"stroke_width_px": {"2": 3.0}, "stroke_pixel_size": 0.5}
+    assert painted_width(trained, 2, 0.125) == pytest.approx(12.0)
+    assert painted_width(trained, 2, None) == pytest.approx(3.0)
+    assert painted_width({"stroke_width_px": {2: 3.0}}, 2, 0.5) == pytest.approx(3.0)
+    for bad in ({"stroke_width_px": {"2": "x"}}, {"stroke_width_px": [3.0]},
+                {"stroke_width_px": {"2": float("nan")}}, {"stroke_width_px": {"2": None}}, None):
+        assert painted_width(bad, 2, 0.5) is None
+
+    grid = np.ones((240, 240), np.uint8)
+    grid[:, ::40] = grid[::40, :] = 2
+    grid = np.where(np.maximum.reduce([np.roll(grid == 2, k, a) for k in (0, 1, 2) for a in (0, 1)]),
+                    2, 1).astype(np.uint8)
+    fine = np.kron(grid, np.ones((4, 4), np.uint8))
+    options = api.MeasureOptions(grain_boundaries="boundary", pixel_size=0.125)
+    report = api.measure([("fine", fine)], ["grain", "boundary"], options, diagnosis=trained).wait()
+    assert "grain size self-check" not in report.rows[0], "12 px at 0.125 µm is 3 px at 0.5 µm"

@@ -6,11 +6,12 @@ a model whose self-check flags a class, every number resting on that class says 
 
 from __future__ import annotations
 
+import math
 import re
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -133,15 +134,14 @@ class MeasureReport:
 
     def doubts(self) -> dict[str, str]:
         """Return, per measurement, the self-check's doubts over the images (empty when the
-        labels did not come from a model, or its self-check flags none of their classes); notes
-        that differ only in their numbers are given once, with how many more images had one."""
+        labels did not come from a model, or its self-check flags none of their classes); more
+        than three notes that differ only in their numbers are given once, with how many more
+        images had one."""
         notes: dict[str, dict[str, list[str]]] = {}
         for m in self.images:
             for what, note in m.doubts.items():
                 notes.setdefault(what, {}).setdefault(re.sub(r"\d+", "#", note), []).append(note)
-        return {what: " | ".join(alike[0] + (f" (and {len(alike) - 1} more image(s) alike)"
-                                             if len(alike) > 1 else "")
-                                 for alike in (list(dict.fromkeys(n)) for n in kinds.values()))
+        return {what: " | ".join(_alike(group) for group in kinds.values())
                 for what, kinds in notes.items()}
 
     @property
@@ -150,6 +150,15 @@ class MeasureReport:
         for its CSV and its plot: 'M/A' gives ``particles_M_A.csv`` and ``particles_M_A_ecd.png``."""
         classes = list(self.particle_rows)
         return dict(zip(classes, class_file_stems(classes)))
+
+
+def _alike(notes: list[str], listed: int = 3) -> str:
+    """Return the notes of one kind (alike but for their numbers), one per image: each distinct
+    note when there are at most ``listed``, else the first and how many more images had one."""
+    distinct = list(dict.fromkeys(notes))
+    if len(distinct) <= listed:
+        return " | ".join(distinct)
+    return f"{distinct[0]} (and {len(notes) - 1} more images alike)"
 
 
 def report_summary(report: MeasureReport) -> list[str]:
@@ -230,6 +239,27 @@ def summary_row(report: MeasureReport) -> dict:
     return row
 
 
+def painted_width(diagnosis, cls: int, pixel_size: float | None) -> float | None:
+    """Return how wide class ``cls`` was painted according to a model's self-check, in pixels
+    of an image of ``pixel_size`` µm (the training pixels when either pixel size is unknown);
+    None when the self-check does not say, or says something that is not a width."""
+    if not isinstance(diagnosis, Mapping):
+        return None
+    widths = diagnosis.get("stroke_width_px")
+    if not isinstance(widths, Mapping):
+        return None
+    try:
+        width = float(widths.get(str(cls), widths.get(cls)))
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(width) or width <= 0:
+        return None
+    trained = diagnosis.get("stroke_pixel_size")
+    if isinstance(trained, (int, float)) and trained > 0 and pixel_size:
+        width *= trained / pixel_size
+    return width
+
+
 class MeasureJob(Job):
     """Measure ``sources`` (see :func:`napari_matseg.api.measure`)."""
 
@@ -266,13 +296,12 @@ class MeasureJob(Job):
         return {what: note for what, note in notes.items() if note}
 
     def _with_width_doubt(self, notes: dict[str, str], grains: GrainSize | None,
-                          diagnosis) -> dict[str, str]:
+                          diagnosis, pixel_size: float | None) -> dict[str, str]:
         """Return an image's notes with its grain size marked doubtful when its boundary class
         came out much wider than the model's strokes of it were painted
         (:func:`~napari_matseg.core.measure.wide_lines_doubt`)."""
-        widths = (diagnosis or {}).get("stroke_width_px") or {}
-        painted = widths.get(str(self.boundary)) or widths.get(self.boundary)
-        doubt = wide_lines_doubt(grains, painted) if grains is not None else ""
+        doubt = (wide_lines_doubt(grains, painted_width(diagnosis, self.boundary, pixel_size))
+                 if grains is not None else "")
         if not doubt:
             return notes
         earlier = notes.get(GRAIN_SIZE)
@@ -288,7 +317,8 @@ class MeasureJob(Job):
                 break
             try:
                 m = self._measure(source, k)
-                m.doubts = self._with_width_doubt(self.notes[i], m.grains, source.diagnosis)
+                m.doubts = self._with_width_doubt(self.notes[i], m.grains, source.diagnosis,
+                                                  m.pixel_size)
             except InputError as exc:
                 report.failed.append((source.name, str(exc)))
                 yield JobEvent(EventKind.RESULT, (i + 1) / n, name=source.name, error=str(exc),

@@ -36,7 +36,8 @@ class TrainingDiagnosis:
     ``held_out`` is then False). ``image_fractions`` are the class shares the model finds in its
     own training image. ``warnings`` says, in plain words, what looks unreliable.
     ``stroke_width_px`` is how wide each class was painted (the mean line width of its strokes,
-    in pixels of the original images), which a measurement compares with the prediction.
+    in pixels of the first training image, whose µm per pixel is ``stroke_pixel_size`` when it
+    was given), which a measurement compares with the prediction.
     """
 
     steps: int
@@ -49,6 +50,7 @@ class TrainingDiagnosis:
     network_accuracy: float | None = None
     forest_accuracy: float | None = None
     stroke_width_px: dict[int, float] = field(default_factory=dict)
+    stroke_pixel_size: float | None = None
 
     @property
     def collapsed(self) -> bool:
@@ -130,7 +132,8 @@ def diagnose_training(steps: int, min_steps: int, stop_reason: str, recall: dict
                       collapse: list[str] | None = None,
                       network_accuracy: float | None = None,
                       forest_accuracy: float | None = None,
-                      stroke_width_px: dict[int, float] | None = None) -> TrainingDiagnosis:
+                      stroke_width_px: dict[int, float] | None = None,
+                      stroke_pixel_size: float | None = None) -> TrainingDiagnosis:
     """Return the diagnosis of a finished fine-tune, with a warning for each sign of a model
     that should not be trusted yet.
 
@@ -178,4 +181,4 @@ def diagnose_training(steps: int, min_steps: int, stop_reason: str, recall: dict
                             "painted: it has collapsed to one class; train longer or paint more")
     return TrainingDiagnosis(steps, dict(recall), list(image_fractions), held_out, warnings,
                              on_training, collapse, network_accuracy, forest_accuracy,
-                             dict(stroke_width_px or {}))
+                             dict(stroke_width_px or {}), stroke_pixel_size)

@@ -403,7 +403,8 @@ class Finetuner:
                   "labels_sha256": array_digest(np.asarray(labels)), "shape": list(grey.shape),
                   "painted_pixels": int((labels > 0).sum()),
                   "info_band_rows": prepared.band_rows,
-                  "stroke_width_px": {str(c): w for c, w in class_line_widths(labels).items()}}
+                  "stroke_width_px": {str(c): w for c, w in class_line_widths(labels).items()},
+                  "pixel_size": check_pixel_size(item.pixel_size)}
         return TrainingImage(item.name, prepared, scaled, train, val, record)
 
     def _prepare_pixels(self, item: AnnotatedImage | UnlabeledImage, grey: np.ndarray) -> PreparedImage:
@@ -801,16 +802,22 @@ class Finetuner:
                                  network_accuracy=(check.accuracy if check and self.has_held_out
                                                    else None),
                                  forest_accuracy=self.forest_accuracy,
-                                 stroke_width_px=self.stroke_widths())
+                                 stroke_width_px=self.stroke_widths(),
+                                 stroke_pixel_size=self.preprocess.pixel_size)
 
     def stroke_widths(self) -> dict[int, float]:
-        """Return how wide each class was painted, in pixels of the original images: the mean
-        line width of its strokes over the training images, weighted by its painted pixels
-        (the measurement compares a predicted boundary class's width with it)."""
+        """Return how wide each class was painted, in pixels of the first image (the reference
+        pixel size, when pixel sizes are given): the mean line width of its strokes over the
+        training images, weighted by its painted pixels (the measurement compares a predicted
+        boundary class's width with it)."""
         totals: dict[int, list[float]] = {}
+        reference = self.preprocess.pixel_size
         for t in self.images:
             widths = t.record.get("stroke_width_px", {})
+            own = t.record.get("pixel_size")
+            factor = own / reference if own and reference else 1.0
             for c, w in widths.items():
+                w = w * factor
                 n = float((t.labels == int(c)).sum())
                 entry = totals.setdefault(int(c), [0.0, 0.0])
                 entry[0] += w * n

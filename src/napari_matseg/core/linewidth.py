@@ -8,8 +8,9 @@ import numpy as np
 def mean_line_width(mask: np.ndarray, centre_line: np.ndarray | None = None) -> float | None:
     """Return the mean width in pixels of the lines a mask draws: its area over the length of
     its centre line (``centre_line`` when given, such as a thinned boundary network, else the
-    mask's skeleton); None for an empty mask. A 3-px brush stroke gives about 3; a filled blob
-    gives about its diameter."""
+    mask's skeleton); None for an empty mask or an empty centre line. A 3-px brush stroke gives
+    about 3; a filled blob gives far more than its diameter (its skeleton is short), so a class
+    painted in dabs reads as very wide."""
     mask = np.asarray(mask, bool)
     if not mask.any():
         return None
@@ -17,7 +18,8 @@ def mean_line_width(mask: np.ndarray, centre_line: np.ndarray | None = None) -> 
         from skimage.morphology import skeletonize
 
         centre_line = skeletonize(mask)
-    return float(mask.sum()) / max(int(np.count_nonzero(centre_line)), 1)
+    length = int(np.count_nonzero(centre_line))
+    return float(mask.sum()) / length if length else None
 
 
 def class_line_widths(labels: np.ndarray) -> dict[int, float]:
