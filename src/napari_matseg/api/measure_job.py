@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import re
-
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
