@@ -234,7 +234,9 @@ def test_a_batch_gives_many_doubts_that_differ_only_in_numbers_once():
     batch = report.doubts()["grain size"]
     assert batch.count("painted 2 px wide") == 1 and "and 4 more images alike" in batch
     few = api.measure(maps[:2], ["grain", "boundary"], options, diagnosis=diagnosis).wait()
-    assert few.doubts()["grain size"].count("painted 2 px wide") == 2, "a few are each given"
+    few_notes = few.doubts()["grain size"]
+    assert few_notes.count("painted 2 px wide") == 2, "a few are each given"
+    assert few_notes.count("doubtful") == 1 and few_notes.startswith("doubtful: "), "said once"
 
 
 def test_the_painted_width_is_brought_to_the_measured_pixel_size_and_bad_values_are_ignored():

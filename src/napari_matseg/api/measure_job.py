@@ -20,7 +20,7 @@ from ..core.calibration import Calibration, class_names_in, read_calibration
 from ..core.checks import check_int
 from ..core.errors import InputError
 from ..core.imageio import label_array, read_labels
-from ..core.measure import (BoundaryNetworkConfig, GrainSize, ParticleStatistics, SelfCheckDoubts,
+from ..core.measure import (DOUBTFUL, BoundaryNetworkConfig, GrainSize, ParticleStatistics, SelfCheckDoubts,
                             area_fractions, grain_size, particle_statistics, self_check_doubts,
                             summarise_fractions, wide_lines_doubt)
 from ..core.preprocess import check_pixel_size
@@ -139,8 +139,9 @@ class MeasureReport:
         notes: dict[str, dict[str, list[str]]] = {}
         for m in self.images:
             for what, note in m.doubts.items():
+                note = note.removeprefix(DOUBTFUL)
                 notes.setdefault(what, {}).setdefault(re.sub(r"\d+", "#", note), []).append(note)
-        return {what: " | ".join(_alike(group) for group in kinds.values())
+        return {what: DOUBTFUL + " | ".join(_alike(group) for group in kinds.values())
                 for what, kinds in notes.items()}
 
     @property
@@ -304,7 +305,7 @@ class MeasureJob(Job):
         if not doubt:
             return notes
         earlier = notes.get(GRAIN_SIZE)
-        return {**notes, GRAIN_SIZE: f"{earlier}; {doubt}" if earlier else f"doubtful: {doubt}"}
+        return {**notes, GRAIN_SIZE: f"{earlier}; {doubt}" if earlier else DOUBTFUL + doubt}
 
     def _run(self) -> Iterator[JobEvent]:
         report = MeasureReport(list(self.class_names), self.class_colours)

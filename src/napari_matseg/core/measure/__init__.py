@@ -10,9 +10,9 @@ from .fractions import FractionSummary, area_fractions, summarise_fractions
 from .grains import (GrainSize, astm_g_from_density, astm_g_from_intercept, grain_size,
                      wide_lines_doubt)
 from .particles import ParticleStatistics, particle_statistics
-from .selfcheck import SelfCheckDoubts, self_check_doubts
+from .selfcheck import DOUBTFUL, SelfCheckDoubts, self_check_doubts
 
-__all__ = ["BoundaryNetworkConfig", "FractionSummary", "GrainSize", "ParticleStatistics",
+__all__ = ["DOUBTFUL", "BoundaryNetworkConfig", "FractionSummary", "GrainSize", "ParticleStatistics",
            "SelfCheckDoubts", "area_fractions", "astm_g_from_density", "astm_g_from_intercept",
            "closed_network", "grain_size", "particle_statistics", "self_check_doubts",
            "summarise_fractions", "wide_lines_doubt"]

@@ -15,6 +15,8 @@ from typing import Iterable, Mapping, Sequence
 
 from ..diagnosis import DiagnosisThresholds
 
+DOUBTFUL = "doubtful: "  # how every note of doubt begins
+
 
 @dataclass(frozen=True)
 class SelfCheckDoubts:
@@ -31,7 +33,7 @@ class SelfCheckDoubts:
         """Return the note for a measurement that rests on ``classes``: 'doubtful: ' and the
         reasons, or '' when the self-check flags none of them."""
         reasons = list(self.every_class) + [self.by_class[c] for c in classes if c in self.by_class]
-        return "doubtful: " + "; ".join(dict.fromkeys(reasons)) if reasons else ""
+        return DOUBTFUL + "; ".join(dict.fromkeys(reasons)) if reasons else ""
 
 
 def _first_clause(warning: str) -> str:
