@@ -141,3 +141,41 @@ def test_the_api_takes_arrays_and_refuses_what_is_not_an_image(micrograph, scrib
     with pytest.raises(InputError, match="2-D image"):
         api.finetune([api.AnnotatedImage(image, scribbles, "shot")], config=config,
                      unlabeled=[np.zeros((3, 4, 5, 6))])
+
+
+def test_spread_samples_a_folder_across_its_whole_length():
+    from napari_matseg.api.adapt import spread
+
+    assert spread(range(10), 3) == [0, 4, 9]
+    assert spread(["a", "b"], 8) == ["a", "b"]
+    with pytest.raises(InputError):
+        spread([1, 2], 0)
+
+
+def test_adapting_continues_the_model_on_its_strokes_and_learns_the_target_micrographs(
+        trained, micrograph, scribbles, tmp_path, small_recipe):
+    from PIL import Image
+
+    image, _ = micrograph
+    bundle = trained.to_bundle()
+    before = {k: v.clone() for k, v in bundle.model.state_dict().items()}
+    paths = []
+    for seed in range(3):
+        other, _ = voronoi_micrograph((96, 120), grains=10, phases=3, seed=20 + seed)
+        paths.append(tmp_path / f"target{seed}.png")
+        Image.fromarray(other).save(paths[-1])
+    strokes = [api.AnnotatedImage(image, scribbles, "shot", info_band=0)]
+    job = api.adapt(bundle, strokes, paths, budget=api.Budget(6), max_images=2, info_band=0)
+    assert job.start.continuing, "adapting continues the trained model"
+    adapted = job.wait()
+    learned = [item["name"] for item in adapted.provenance["unlabeled"]["images"]]
+    assert learned == ["target0.png", "target2.png"], "two micrographs, spread over the list"
+    assert adapted.trained_steps == bundle.trained_steps + 6
+    assert all(torch.equal(v, bundle.model.state_dict()[k]) for k, v in before.items()), \
+        "the model adapted from is unchanged"
+    with pytest.raises(InputError, match="trained segmentation model"):
+        api.adapt(None, strokes, paths)
+    with pytest.raises(InputError, match="no micrographs"):
+        api.adapt(bundle, strokes, [])
+    with pytest.raises(InputError, match="missing.png"):
+        api.adapt(bundle, strokes, [tmp_path / "missing.png"])

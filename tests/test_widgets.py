@@ -275,6 +275,48 @@ def test_gui_predicts_on_the_device_the_api_picks(viewer_with_image, qtbot, trai
     assert "steel phases" in viewer.layers
 
 
+def test_predict_a_folder_after_adapting_the_model_to_it(viewer_with_image, qtbot, trained,
+                                                          micrograph, scribbles, tmp_path,
+                                                          fast_training):
+    from PIL import Image
+
+    from napari_matseg import api
+    from napari_matseg.widgets.session import ModelEntry
+
+    viewer, _, _ = viewer_with_image
+    folder, out = tmp_path / "folder", tmp_path / "out"
+    folder.mkdir()
+    out.mkdir()
+    for seed in range(2):
+        Image.fromarray(voronoi_micrograph((96, 120), grains=10, phases=3, seed=30 + seed)[0]).save(
+            folder / f"m{seed}.png")
+    predict = PredictInspectWidget(viewer)
+    predict.registry.add(ModelEntry("loaded", trained.to_bundle()), make_current=True)
+    assert not predict.adapt_check.isEnabled(), "a model without its strokes cannot be adapted"
+    strokes = [api.AnnotatedImage(micrograph[0], scribbles, "shot", info_band=0)]
+    predict.registry.add(ModelEntry("trained here", trained.to_bundle(), strokes=strokes),
+                         make_current=True)
+    assert predict.adapt_check.isEnabled() and not predict.adapt_check.isChecked()
+    predict.adapt_check.setChecked(True)
+    predict.predict_folder(str(folder), str(out))
+    assert isinstance(predict.job.job, api.FinetuneJob) and predict.job.job.unlabeled
+    qtbot.waitUntil(lambda: (out / "phase_fractions.csv").exists() and not predict.job.running,
+                    timeout=120_000)
+    adapted = predict.registry.get("trained here, adapted to folder")
+    assert adapted is not None and predict.bundle() is adapted.bundle
+    learned = [item["name"] for item in adapted.bundle.provenance["unlabeled"]["images"]]
+    assert learned == ["m0.png", "m1.png"]
+    assert sorted(p.name for p in out.glob("*_labels.png")) == ["m0_labels.png", "m1_labels.png"]
+    stopped = tmp_path / "stopped"
+    stopped.mkdir()
+    predict.adapt_check.setChecked(True)
+    predict.predict_folder(str(folder), str(stopped))
+    predict.cancel()
+    qtbot.waitUntil(lambda: not predict.job.running, timeout=60_000)
+    assert list(stopped.iterdir()) == [], "a stopped adaptation predicts nothing"
+    assert predict.folder_button.isEnabled()
+
+
 def test_exported_label_images_are_named_as_the_api_names_them(viewer_with_image, tmp_path):
     """Export writes '<image>_labels.tif' as a prediction run does, and a second export gets new
     names instead of replacing the first."""
@@ -565,6 +607,31 @@ def test_training_on_two_images_and_where_to_paint_next(viewer_with_image, qtbot
     assert train.estimate.text().startswith("≈ ")
     train.training_list.set_checked("second", False)
     assert train.training_images() == ["steel"], "an untick is kept"
+
+
+def test_unpainted_micrographs_can_be_ticked_to_learn_from(viewer_with_image, qtbot, fast_training):
+    viewer, image, truth = viewer_with_image
+    other, _ = voronoi_micrograph((96, 160), grains=12, seed=8)
+    viewer.add_image(other, name="unpainted")
+    train = AnnotateTrainWidget(viewer)
+    train.image_combo.setCurrentText("steel")
+    layer = train.new_scribble_layer()
+    assert train.learn_list.names() == ["unpainted"], "images without a scribble layer are offered"
+    assert train.learn_list.checked() == [], "off by default: it did not win on MetalDAM"
+    _paint(layer, truth)
+    train.classes.add_class()
+    train.learn_list.set_checked("unpainted", True)
+    learning = train.learning_images()
+    assert [item.name for item in learning] == ["unpainted"] and learning[0].image.shape == other.shape
+    train.steps.setValue(6)
+    worker = train.start_training()
+    assert [item.name for item in train.job.job.unlabeled] == ["unpainted"]
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: train.model_entry is not None and not train.job.running, timeout=30_000)
+    learned = train.model_entry.bundle.provenance["unlabeled"]
+    assert [item["name"] for item in learned["images"]] == ["unpainted"]
+    assert "unpainted phases" not in viewer.layers, "an image learned from is not a training image"
 
 
 def test_the_outline_layer_is_refilled_in_place(make_napari_viewer):

@@ -1,7 +1,7 @@
 """The one place that runs napari-matseg's jobs, for the widgets, the ``matseg`` command line,
 the benchmarks and your scripts (no Qt here).
 
-A job is made by :func:`finetune`, :func:`predict`, :func:`pretrain` or :func:`measure`, which
+A job is made by :func:`finetune`, :func:`adapt`, :func:`predict`, :func:`pretrain` or :func:`measure`, which
 check every input
 before any work starts. Iterate ``job.run()`` for :class:`JobEvent` objects (an
 :class:`EventKind`, a progress fraction, and what the kind reports), call ``job.stop()`` from
@@ -29,6 +29,7 @@ from ..core.budget import Budget
 from ..core.finetune import AnnotatedImage, FinetuneConfig, UnlabeledImage
 from ..core.unlabeled import UnlabeledConfig
 from ..core.pretrain import PretrainConfig
+from .adapt import ADAPT_IMAGES, adapt
 from .budgets import CONTINUE_STEPS, FIRST_FIT_STEPS, default_finetune_budget
 from .events import EventKind, JobEvent
 from .finetune_job import FinetuneJob, finetune, format_seconds
@@ -43,7 +44,7 @@ from .start import DEFAULT_START, StartingPoint, continues_training, resolve_sta
 from .tables import PHASE_COLUMNS, phase_rows, write_csv
 
 __all__ = [
-    "AnnotatedImage", "Budget", "CONTINUE_STEPS", "DEFAULT_START", "EventKind", "FIRST_FIT_STEPS",
+    "ADAPT_IMAGES", "adapt", "AnnotatedImage", "Budget", "CONTINUE_STEPS", "DEFAULT_START", "EventKind", "FIRST_FIT_STEPS",
     "FinetuneConfig", "FinetuneJob", "ImageMeasurements", "ImageSource", "Job", "JobEvent",
     "LabelSource", "LiveSchedule", "LiveTrainingJob", "MeasureJob", "MeasureOptions", "MeasureReport", "OutputFolder",
     "PHASE_COLUMNS", "PredictJob", "PredictOptions", "PredictSummary", "PretrainConfig",

@@ -20,7 +20,7 @@ from .layers import (DIAGNOSIS_KEY, IMAGE_KEY, ROLE_KEY, layer_pixel_size, micro
 from .model_picker import ModelPicker
 from .phase_table import PhaseTable
 from .scrolling import scrolling_layout
-from .session import registry_for
+from .session import ModelEntry, registry_for
 from .train_widget import result_name
 
 
@@ -53,6 +53,14 @@ class PredictInspectWidget(QWidget):
         self.cancel_button = self.job.stop_button
         self.cancel_button.setText("Cancel")
         self.folder_button = QPushButton("Predict a folder…")
+        self.adapt_check = QCheckBox("adapt the model to the folder first")
+        self.adapt_check.setToolTip(
+            f"Before predicting a folder, continue training the model on its strokes while it "
+            f"learns from up to {api.ADAPT_IMAGES} of the folder's micrographs; the adapted "
+            "model is added to the model list. Only for a model trained in this window (its "
+            "strokes are needed). On MetalDAM it did not beat the model alone "
+            "(docs/benchmarks.md), so it is off unless you tick it.")
+        self._adapting = None  # (entry, sources, output folder, job) while a model adapts
         self.progress, self.status = self.job.progress, self.job.status
         self.table = PhaseTable()
         self.copy_button = QPushButton("Copy")
@@ -69,6 +77,7 @@ class PredictInspectWidget(QWidget):
         form.addRow(self.tta)
         form.addRow(self.band_check)
         form.addRow("min region (px)", self.min_area)
+        form.addRow(self.adapt_check)
         layout, footer = scrolling_layout(self)
         layout.addWidget(model_box)
         layout.addStretch()
@@ -91,6 +100,7 @@ class PredictInspectWidget(QWidget):
         self.export_button.clicked.connect(lambda: self.export_labels())
         self.table.class_selected.connect(self.highlight_class)
         self.registry.current_changed.connect(self._current_model_changed)
+        self.model_combo.currentTextChanged.connect(lambda _name: self._offer_adapting())
         events = self.viewer.layers.events
         for ev in (events.inserted, events.removed):
             ev.connect(self._refresh_images)
@@ -98,6 +108,7 @@ class PredictInspectWidget(QWidget):
         self._refresh_images()
         if self.registry.current is not None:
             self._current_model_changed(self.registry.current)
+        self._offer_adapting()
 
     @property
     def worker(self):
@@ -106,6 +117,14 @@ class PredictInspectWidget(QWidget):
     def _current_model_changed(self, entry) -> None:
         if self.models.accepts(entry):
             self.models.select(entry.name)
+
+    def _offer_adapting(self) -> None:
+        """Offer to adapt only a model whose strokes are known (trained in this window)."""
+        entry = self.models.entry()
+        can = entry is not None and bool(entry.strokes)
+        self.adapt_check.setEnabled(can)
+        if not can:
+            self.adapt_check.setChecked(False)
 
     def _refresh_images(self, *_) -> None:
         """List the image layers; a newly opened one is ticked, the user's unticks are kept."""
@@ -175,7 +194,38 @@ class PredictInspectWidget(QWidget):
             if answer != QMessageBox.Yes:
                 return None
             target = api.OutputFolder(Path(output), "png", overwrite=True)
-        return self._start([api.ImageSource(str(f), path=f) for f in files], target)
+        sources = [api.ImageSource(str(f), path=f) for f in files]
+        if self.adapt_check.isChecked():
+            return self._adapt_then_predict(files, sources, target, Path(folder).name)
+        return self._start(sources, target)
+
+    def _adapt_then_predict(self, files, sources, target, folder_name: str):
+        """Adapt the chosen model to ``files`` in a worker, then predict them with it."""
+        entry = self.models.entry()
+        if self.job.running or entry is None or not entry.strokes:
+            return None
+        try:
+            job = api.adapt(entry.bundle, entry.strokes, files,
+                            info_band="auto" if self.band_check.isChecked() else 0)
+        except MatsegError as exc:
+            show_error(str(exc))
+            return None
+        self._adapting = (entry, sources, target, job, folder_name)
+        self.folder_button.setEnabled(False)
+        return self.job.launch(job, lambda _event: None, self._adapted)
+
+    def _adapted(self, bundle) -> None:
+        """Add the adapted model to the list, choose it, and predict the folder with it; a
+        stopped or failed adaptation predicts nothing."""
+        entry, sources, target, job, folder_name = self._adapting
+        self._adapting = None
+        self.folder_button.setEnabled(True)
+        if bundle is None or job.stopping or job.error is not None:
+            return
+        adapted = self.registry.add(ModelEntry(f"{entry.name}, adapted to {folder_name}", bundle,
+                                               strokes=entry.strokes))
+        self.models.select(adapted.name)
+        self._start(sources, target)
 
     def cancel(self) -> None:
         self.job.stop()

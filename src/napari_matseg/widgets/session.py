@@ -13,9 +13,13 @@ from ..core.bundle import ModelBundle
 
 @dataclass
 class ModelEntry:
+    """A model the docks can pick; ``strokes`` are the annotated images it was trained on in
+    this viewer (what adapting it to other micrographs trains on again), None when unknown."""
+
     name: str
     bundle: ModelBundle | None = None  # None: the default ImageNet encoder
     path: str | None = None
+    strokes: list | None = None
 
 
 class ModelRegistry:

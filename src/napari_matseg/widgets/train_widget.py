@@ -56,6 +56,7 @@ class AnnotateTrainWidget(QWidget):
         self._after_training = False
         self._live_run = False  # the running (or last) training is live training
         self._live_drawn: dict[str, tuple[object, np.ndarray]] = {}  # its previews, as drawn
+        self._run_job = None  # the last training job: its images are what it trained on
 
         self.image_combo = shrinkable_combo()
         self.image_combo.setToolTip("The image to paint on: New scribble layer adds strokes to it")
@@ -65,6 +66,12 @@ class AnnotateTrainWidget(QWidget):
         self.training_list = CheckList(84, default=self._has_strokes)
         self.training_list.setToolTip("Images whose strokes train the model; images with strokes "
                                       "are ticked when they appear")
+        self.learn_list = CheckList(84, default=lambda _name: api.UnlabeledConfig().enabled)
+        self.learn_list.setToolTip(
+            "Open micrographs without a scribble layer that Train also learns from (semi-supervised: the "
+            "network's confident predictions on them teach it, strokes always win). Unticked by "
+            "default: on MetalDAM it did not beat strokes alone (docs/benchmarks.md). Not used by "
+            "'keep training as I paint'.")
         self.classes = ClassTableWidget()
         self.models = ModelPicker(self.registry, self)
         self.model_combo = self.models.combo
@@ -115,6 +122,7 @@ class AnnotateTrainWidget(QWidget):
         form.addRow("scribbles", self.scribble_combo)
         form.addRow(self.new_layer_button)
         form.addRow("train on", self.training_list)
+        form.addRow("learn from", self.learn_list)
         form.addRow(self.band_check)
         form.addRow(self.band_label)
         form.addRow(self.live_check, self.live_status)
@@ -224,6 +232,8 @@ class AnnotateTrainWidget(QWidget):
                 texts.append(f"{image.name} · {painted:,} px")
                 tips.append(f"{painted:,} pixels painted in '{layer.name}'")
         self.training_list.set_items(names, texts, tips)
+        self.learn_list.set_items([image.name for image in micrograph_layers(self.viewer)
+                                   if image.name not in names])
 
     def _strokes_changed(self) -> None:
         """Strokes were painted or erased: update the painted counts, and refit the live
@@ -264,6 +274,13 @@ class AnnotateTrainWidget(QWidget):
 
     def _live_refitted(self, result) -> None:
         self.live_status.setText(f"refitted in {result.seconds:.2f} s")
+
+    def learning_images(self) -> list[api.UnlabeledImage]:
+        """Return the ticked 'learn from' micrographs (nobody painted them) for the API."""
+        self._refresh_training_list()
+        return [api.UnlabeledImage(np.asarray(self.viewer.layers[name].data), name,
+                                   info_band=self.info_band())
+                for name in self.learn_list.checked() if name in self.viewer.layers]
 
     def training_images(self) -> list[str]:
         """Return the names of the ticked images (refreshing the painted counts first)."""
@@ -410,13 +427,14 @@ class AnnotateTrainWidget(QWidget):
             start = entry.bundle if entry is not None else None
             job = (api.live_training(images, names, colours, start=start, preview=True) if live
                    else api.finetune(images, names, colours, start=start, budget=self.budget(),
-                                     preview=True))
+                                     preview=True, unlabeled=self.learning_images()))
         except MatsegError as exc:
             show_error(str(exc))
             return None
         self._classes_for_run = classes
         self._live_run, self._live_drawn = live, {}
         self._training_images = [item.name for item in images]
+        self._run_job = job
         self._training_layers = set(self._training_images) | {
             self._scribbles_of(name).name for name in self._training_images}
         for name in self._training_images:
@@ -472,8 +490,9 @@ class AnnotateTrainWidget(QWidget):
         if bundle is None:
             return
         trained_on = ", ".join(self._training_images)
-        self.model_entry = self.registry.add(ModelEntry(f"trained on {trained_on}", bundle),
-                                             make_current=True)
+        self.model_entry = self.registry.add(
+            ModelEntry(f"trained on {trained_on}", bundle, strokes=list(self._run_job.images)),
+            make_current=True)
         self.save_button.setEnabled(True)
         p = bundle.provenance
         if p.get("steps") and not self._live_run:  # a live run's time includes its idling
