@@ -119,7 +119,8 @@ def bundle_predictor(bundle, device):
     return lambda image: learner.predict(image)[0]
 
 
-def run_live(session: Session, seconds: float, snapshot_every: float, device: str) -> dict:
+def run_live(session: Session, seconds: float, snapshot_every: float, device: str,
+             schedule: api.LiveSchedule | None = None) -> dict:
     """Return the live run's snapshots (seconds since the first stroke, steps, bundle) and its
     events' counts."""
     names = default_class_names(session.data["classes"])
@@ -144,7 +145,7 @@ def run_live(session: Session, seconds: float, snapshot_every: float, device: st
             if job is None and len(painted) >= 2:
                 job = api.live_training(training_images(session.pairs(strokes)), names,
                                         config=api.FinetuneConfig(device=device), device=device,
-                                        preview=False)
+                                        preview=False, schedule=schedule)
                 thread = threading.Thread(target=consume, daemon=True)
                 thread.start()
                 started = now
@@ -154,7 +155,7 @@ def run_live(session: Session, seconds: float, snapshot_every: float, device: st
             bundle = job.best_so_far()
             if bundle is not None:
                 snapshots.append({"seconds": round(now, 1), "strokes": landed,
-                                  "steps": job.tuner.steps_done, "best_step": job.tuner.best_step,
+                                  "steps": job.steps_done, "best_step": job.tuner.best_step,
                                   "bundle": bundle})
             next_snapshot += snapshot_every
         nxt = min(next_snapshot, landed * session.interval if landed < len(session.arrivals)
@@ -166,12 +167,12 @@ def run_live(session: Session, seconds: float, snapshot_every: float, device: st
     failed = [e for e in events if e.failed]
     if failed:
         raise RuntimeError(f"live training failed: {failed[0].error}")
-    snapshots.append({"seconds": round(end, 1), "strokes": landed, "steps": job.tuner.steps_done,
+    snapshots.append({"seconds": round(end, 1), "strokes": landed, "steps": job.steps_done,
                       "best_step": job.tuner.best_step, "bundle": job.result, "final": True})
     for event in events:
         if event.kind is api.EventKind.MESSAGE and event.name == "idle":
             counts["idle"] += 1
-    counts["taken"] = job.tuner.stroke_updates
+    counts["taken"] = job.stroke_updates
     return {"started": round(started, 1), "snapshots": snapshots, **counts}
 
 
@@ -222,7 +223,8 @@ def run_one(data: dict, style: str, fold: int, args) -> dict:
     label = f"{data['dataset']} {data['split']} {style}"
     print(f"{label}: {session.count['a']} strokes on A, {session.count['b']} on B, one every "
           f"{args.interval:g} s ({len(session.arrivals) * args.interval:.0f} s of painting)", flush=True)
-    live = run_live(session, args.minutes * 60, args.snapshot, args.device)
+    live = run_live(session, args.minutes * 60, args.snapshot, args.device,
+                    api.LiveSchedule(rounds=args.rounds))
     print(f"  live: started at {live['started']} s, {live['snapshots'][-1]['steps']} steps, "
           f"{live['taken']} stroke updates taken, idled {live['idle']} times", flush=True)
     button = run_button_loop(session, args.device, args.steps)
@@ -283,6 +285,9 @@ def main(argv=None):
     p.add_argument("--interval", type=float, default=3.0, help="seconds between strokes")
     p.add_argument("--snapshot", type=float, default=30.0,
                    help="seconds between the live run's kept models")
+    p.add_argument("--rounds", action="store_true",
+                   help="live training in rounds (LiveSchedule(rounds=True)): a first fit, then a "
+                        "continuing round whenever the strokes changed since the last one began")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
@@ -303,6 +308,7 @@ def main(argv=None):
         args.out.write_text(json.dumps({
             "minutes": args.minutes, "interval": args.interval, "snapshot": args.snapshot,
             "seed": args.seed, "threads": args.threads, "machine": platform.platform(),
+            "live_schedule": "rounds" if args.rounds else "continuous",
             "first_steps": api.FIRST_FIT_STEPS, "continue_steps": api.CONTINUE_STEPS,
             "runs": runs}, indent=1))
     print_table(runs)

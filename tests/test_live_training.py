@@ -154,3 +154,44 @@ def test_stop_while_idle_ends_at_once(micrograph, scribbles, live_recipe):
     thread.join(60)
     assert not thread.is_alive() and events[-1].kind is api.EventKind.DONE
     assert job.result.provenance["stop_reason"] == "stopped"
+
+
+def test_in_rounds_each_round_is_a_complete_fit_and_stop_keeps_the_last_complete_one(
+        micrograph, scribbles, live_recipe, monkeypatch):
+    import napari_matseg.api.budgets as budgets
+
+    monkeypatch.setattr(budgets, "FIRST_FIT_STEPS", 20)
+    monkeypatch.setattr(budgets, "CONTINUE_STEPS", 10)
+    image, _ = micrograph
+    top = scribbles.copy()
+    top[80:] = 0
+    job = api.live_training([AnnotatedImage(image, top, "steel", info_band=0)], NAMES,
+                            config=live_recipe, schedule=LiveSchedule(rounds=True), preview=False)
+    thread, events = _run_in_thread(job)
+    try:
+        _wait(lambda: job.idle)
+        first = job.best_so_far()
+        assert first.trained_steps == 20 and "live_snapshot" not in first.provenance, \
+            "between rounds the snapshot is the complete, annealed first fit"
+        assert first.provenance["stop_reason"] == "budget" and job.steps_done == 20
+        time.sleep(0.5)
+        assert job.steps_done == 20, "nothing new painted: no new round"
+        assert job.update_strokes({"steel": scribbles})
+        _wait(lambda: job.idle and job.steps_done == 30)
+        second = job.best_so_far()
+        assert second.trained_steps == 30 and second.provenance["warm_start"]
+        assert second.provenance["painted_pixels"] == int((scribbles > 0).sum())
+        assert job.stroke_updates == 1
+        erased = scribbles.copy()
+        erased[:40] = 0
+        assert job.update_strokes({"steel": erased})
+        _wait(lambda: job.steps_done > 30)
+    finally:
+        job.stop()
+        thread.join(120)
+    assert not thread.is_alive()
+    done = events[-1]
+    assert done.kind is api.EventKind.DONE, done.error
+    assert done.result is second, "a round cut short by Stop gives way to the last complete one"
+    rounds = [e.message for e in events if e.name == "round"]
+    assert len(rounds) == 2 and rounds[0].startswith("live: round 1 done")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Iterator, Mapping
 
 import numpy as np
@@ -27,9 +27,20 @@ from ..core.imageio import label_array
 from ..core.live_schedule import LiveSchedule
 from ..core.predict import PredictConfig, predict_tiled
 from .events import EventKind, JobEvent
+from .budgets import default_finetune_budget
 from .finetune_job import as_annotated, finetune, quick_preview, training_summary
 from .job import Job
-from .start import StartingPoint
+from .start import StartingPoint, resolve_start
+
+
+@dataclass
+class _Shown:
+    """What the preview on screen scored on the held-out strokes (None: any network's preview
+    replaces it), the quick forest's score, and whether a network's preview was shown."""
+
+    score: float | None = None
+    forest: float | None = None
+    network: bool = False
 
 
 class LiveTrainingJob(Job):
@@ -55,6 +66,8 @@ class LiveTrainingJob(Job):
         self.tuner: Finetuner | None = None
         self.idle = False
         self._lock = threading.Lock()
+        self._steps_before = self._updates_before = 0  # of the rounds before the current one
+        self._completed: ModelBundle | None = None  # the last complete round's model
 
     def stop(self) -> None:
         super().stop()
@@ -86,69 +99,145 @@ class LiveTrainingJob(Job):
             self.images = images
             return changed
 
-    def _run(self) -> Iterator[JobEvent]:
-        start, config = self.start, self.config
-        yield JobEvent(EventKind.STARTED, message=f"live training from {start.description} on "
-                       f"{self.device.type}: it keeps learning as you paint; Stop ends it")
+    @property
+    def steps_done(self) -> int:
+        """Return the steps trained so far, over every round."""
+        return self._steps_before + (self.tuner.steps_done if self.tuner is not None else 0)
+
+    @property
+    def stroke_updates(self) -> int:
+        """Return how many times the run took changed strokes (a new round counts as one)."""
+        return self._updates_before + (self.tuner.stroke_updates if self.tuner is not None else 0)
+
+    def _new_tuner(self, point: StartingPoint, config: FinetuneConfig, model_config) -> Finetuner:
         with self._lock:
             images = self.images
-        tuner = Finetuner(images, num_classes=len(start.class_names),
-                          model=start.training_model(), config=config,
-                          preprocess=start.preprocess, model_config=self.model_config,
-                          pretrained=start.pretrained, steps_before=start.steps_before,
+        tuner = Finetuner(images, num_classes=len(point.class_names),
+                          model=point.training_model(), config=config,
+                          preprocess=point.preprocess, model_config=model_config,
+                          pretrained=point.pretrained, steps_before=point.steps_before,
                           encoder_weights=self.encoder_weights)
         with self._lock:
+            if self.tuner is not None:
+                self._steps_before += self.tuner.steps_done
+                self._updates_before += self.tuner.stroke_updates
             self.tuner = tuner
             if self.images is not images:
                 tuner.update_images(self.images)
         if self.stopping:
             tuner.stop()
-        forest = None
-        if self.preview or tuner.has_held_out:
-            forest = yield from quick_preview(tuner, config.seed, self.preview)
-        shown = forest  # the held-out score of the preview on screen (None: any network's)
-        network_shown = False
-        for event in tuner.run(preview=self.preview, live=self.schedule):
+        return tuner
+
+    def _training_events(self, tuner: Finetuner, shown: "_Shown", live: LiveSchedule | None,
+                         label: str = "live") -> Iterator[JobEvent]:
+        """Translate a tuner's events into the job's: STEP, EVALUATION, a network PREVIEW when it
+        beats the preview on screen, MESSAGE when strokes are taken or the run idles."""
+        for event in tuner.run(preview=self.preview, live=live):
             if event.kind == "step":
                 self.idle = False
-                yield JobEvent(EventKind.STEP, 0.0, step=event.step, loss=event.loss,
+                progress = event.progress if live is None else 0.0
+                yield JobEvent(EventKind.STEP, progress, step=event.step, loss=event.loss,
                                elapsed=event.elapsed,
-                               message=f"live: step {event.step} · loss {event.loss:.3f} · "
-                                       f"{tuner.stroke_updates} stroke updates taken")
+                               message=f"{label}: step {event.step} · loss {event.loss:.3f} · "
+                                       f"{self.stroke_updates} stroke updates taken")
             elif event.kind == "eval":
                 yield JobEvent(EventKind.EVALUATION, 0.0, step=event.step, loss=event.loss,
                                elapsed=event.elapsed, val_loss=event.val_loss,
                                val_accuracy=event.val_accuracy, best_step=event.best_step)
-                better = shown is None or (event.val_accuracy is not None
-                                           and event.val_accuracy > shown)
+                better = shown.score is None or (event.val_accuracy is not None
+                                                 and event.val_accuracy > shown.score)
                 if event.previews and better:
-                    shown, network_shown = event.val_accuracy, True
+                    shown.score, shown.network = event.val_accuracy, True
                     yield JobEvent(EventKind.PREVIEW, 0.0, step=event.step,
                                    previews=event.previews, elapsed=event.elapsed, name="network")
             elif event.kind == "strokes":
                 # scores on other strokes do not compare: the next network preview is shown
                 # (or, while the forest's is on screen, the first that beats the forest's score)
-                shown = None if network_shown else forest
+                shown.score = None if shown.network else shown.forest
                 painted = tuner.provenance["painted_pixels"]
                 yield JobEvent(EventKind.MESSAGE, 0.0, step=event.step, elapsed=event.elapsed,
-                               message=f"live: took the new strokes ({len(tuner.images)} images, "
-                                       f"{painted:,} painted pixels) at step {event.step}")
+                               message=f"{label}: took the new strokes ({len(tuner.images)} "
+                                       f"images, {painted:,} painted pixels) at step {event.step}")
             elif event.kind == "idle":
                 self.idle = True
                 yield JobEvent(EventKind.MESSAGE, 0.0, step=event.step, elapsed=event.elapsed,
                                name="idle",
                                message=f"live: idle at step {event.step}, the held-out score has "
                                        "stopped improving; paint to wake it, Stop to end it")
-        bundle = tuner.to_bundle(start.class_names, start.class_colours)
-        if start.warm_start is not None:
-            bundle.provenance["warm_start"] = start.warm_start
+
+    def _finished(self, tuner: Finetuner, point: StartingPoint) -> tuple[ModelBundle, object]:
+        """Return a finished tuner's bundle and self-check."""
+        bundle = tuner.to_bundle(point.class_names, point.class_colours)
+        if point.warm_start is not None:
+            bundle.provenance["warm_start"] = point.warm_start
+        return bundle, (tuner.diagnose(point.class_names) if tuner.finished else None)
+
+    def _run(self) -> Iterator[JobEvent]:
+        start, config = self.start, self.config
+        how = ("in rounds, as if you pressed Train after each batch of strokes"
+               if self.schedule.rounds else "it keeps learning as you paint")
+        yield JobEvent(EventKind.STARTED, message=f"live training from {start.description} on "
+                       f"{self.device.type}: {how}; Stop ends it")
+        tuner = self._new_tuner(start, config, self.model_config)
+        shown = _Shown()
+        if self.preview or tuner.has_held_out:
+            shown.forest = shown.score = yield from quick_preview(tuner, config.seed, self.preview)
+        if self.schedule.rounds:
+            yield from self._run_rounds(tuner, shown)
+            return
+        yield from self._training_events(tuner, shown, self.schedule)
+        bundle, diagnosis = self._finished(tuner, start)
         self.result = bundle
-        diagnosis = tuner.diagnose(start.class_names) if tuner.finished else None
         yield JobEvent(EventKind.DONE, 1.0, step=tuner.steps_done, result=bundle,
                        elapsed=float(tuner.provenance.get("seconds", 0)),
                        reason=tuner.provenance.get("stop_reason"),
                        warnings=tuple(diagnosis.warnings) if diagnosis else (),
                        message=training_summary(tuner.provenance, tuner.best_step, diagnosis))
+
+    def _run_rounds(self, tuner: Finetuner, shown: "_Shown") -> Iterator[JobEvent]:
+        """Train round after round (see :class:`LiveSchedule`'s ``rounds``): each round a complete
+        fine-tune from the last round's model, on the strokes as they are when it begins (and
+        those it takes at its evaluations); idle between rounds until a stroke changes. Stop
+        keeps the last complete round's model (annealed to its end), or the cut-short first
+        round's when none has finished."""
+        point, round_no, kept = self.start, 1, None
+        while True:
+            yield from self._training_events(tuner, shown, None, f"live round {round_no}")
+            cut_short = self.stopping and tuner.stop_reason == "stopped"
+            if kept is None or not cut_short:
+                bundle, diagnosis = self._finished(tuner, point)
+                kept = (bundle, diagnosis, tuner)
+                self._completed = None if cut_short else bundle
+            if self.stopping:
+                break
+            yield JobEvent(EventKind.MESSAGE, 0.0, step=self.steps_done, name="round",
+                           message=f"live: round {round_no} done, "
+                                   + training_summary(tuner.provenance, tuner.best_step, diagnosis))
+            if not tuner.inbox.pending:
+                self.idle = True
+                yield JobEvent(EventKind.MESSAGE, 0.0, step=self.steps_done, name="idle",
+                               message=f"live: idle after round {round_no}; paint to start the "
+                                       "next round, Stop to end it")
+                tuner.inbox.wait(self._stop)
+                if self.stopping:
+                    break
+            self.idle = False
+            round_no += 1
+            painted = max(int(item.labels.max()) for item in self.images)
+            point = resolve_start(kept[0], painted, list(self.start.class_names),
+                                  list(self.start.class_colours))
+            config = replace(self.config, budget=default_finetune_budget(point))
+            tuner = self._new_tuner(point, config, None)
+            self._updates_before += 1
+            shown.score = None if shown.network else shown.forest
+        bundle, diagnosis, last = kept
+        self.result = bundle
+        yield JobEvent(EventKind.DONE, 1.0, step=self.steps_done, result=bundle,
+                       elapsed=float(last.provenance.get("seconds", 0)),
+                       reason=last.provenance.get("stop_reason"),
+                       warnings=tuple(diagnosis.warnings) if diagnosis else (),
+                       message=f"{round_no} live round(s); the last complete one: "
+                               + training_summary(last.provenance, last.best_step, diagnosis))
 
     def best_so_far(self) -> ModelBundle | None:
         """Return the model the selection keeps so far as a bundle with its class prior (the
@@ -157,6 +246,8 @@ class LiveTrainingJob(Job):
         snapshot (``live_snapshot``); the self-check comes with the finished bundle."""
         if self.result is not None:
             return self.result
+        if self._completed is not None:
+            return self._completed
         tuner = self.tuner
         state = tuner.best_state if tuner is not None else None
         if state is None:

@@ -8,6 +8,12 @@ of training (its progress stays 0, so they never join and the learning from unpa
 never ramps in), and says when to idle: no stroke changed for ``quiet_seconds`` and the held-out
 score has not improved for ``patience`` evaluations. An idle run waits for the next stroke or a
 stop; it does not end.
+
+With ``rounds`` on, a live run trains as pressing Train again and again would: a first fit's
+budget from the first strokes, then a continuing round's budget each time the strokes changed
+since the last round began, each round annealed to its end and complete (class prior, self-check);
+between rounds with nothing new it idles. The job runs those rounds
+(:class:`~napari_matseg.api.LiveTrainingJob`); the fields above then do not apply.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .checks import check_float, check_int
+from .errors import InputError
 
 NO_END = 10**9
 
@@ -30,12 +37,15 @@ class LiveSchedule:
     lr_factor: float = 0.5
     patience: int = 6
     quiet_seconds: float = 20.0
+    rounds: bool = False
 
     def __post_init__(self):
         check_int("the warm-up steps", self.warmup_steps, 1)
         check_float("the live learning-rate factor", self.lr_factor, 1e-6, 1)
         check_int("the live patience", self.patience, 1)
         check_float("the quiet time", self.quiet_seconds, 0, 24 * 3600)
+        if not isinstance(self.rounds, bool):
+            raise InputError(f"rounds is True or False, not {self.rounds!r}")
 
     @property
     def step_limit(self) -> int:
