@@ -156,6 +156,10 @@ def test_stop_while_idle_ends_at_once(micrograph, scribbles, live_recipe):
     assert job.result.provenance["stop_reason"] == "stopped"
 
 
+def _rounds_done(events) -> int:
+    return sum(e.name == "round" for e in list(events))
+
+
 def test_in_rounds_each_round_is_a_complete_fit_and_stop_keeps_the_last_complete_one(
         micrograph, scribbles, live_recipe, monkeypatch):
     import napari_matseg.api.budgets as budgets
@@ -177,15 +181,16 @@ def test_in_rounds_each_round_is_a_complete_fit_and_stop_keeps_the_last_complete
         time.sleep(0.5)
         assert job.steps_done == 20, "nothing new painted: no new round"
         assert job.update_strokes({"steel": scribbles})
-        _wait(lambda: job.idle and job.steps_done == 30)
+        _wait(lambda: job.idle and _rounds_done(events) == 2)
         second = job.best_so_far()
-        assert second.trained_steps == 30 and second.provenance["warm_start"]
+        assert 20 < job.steps_done <= 30 and second.provenance["warm_start"]
         assert second.provenance["painted_pixels"] == int((scribbles > 0).sum())
         assert job.stroke_updates == 1
         erased = scribbles.copy()
         erased[:40] = 0
         assert job.update_strokes({"steel": erased})
-        _wait(lambda: job.steps_done > 30)
+        steps = job.steps_done
+        _wait(lambda: job.steps_done > steps)
     finally:
         job.stop()
         thread.join(120)
@@ -195,3 +200,46 @@ def test_in_rounds_each_round_is_a_complete_fit_and_stop_keeps_the_last_complete
     assert done.result is second, "a round cut short by Stop gives way to the last complete one"
     rounds = [e.message for e in events if e.name == "round"]
     assert len(rounds) == 2 and rounds[0].startswith("live: round 1 done")
+
+
+def test_in_rounds_strokes_given_at_a_rounds_last_step_start_the_next_and_bad_ones_keep_it_alive(
+        micrograph, scribbles, live_recipe, monkeypatch):
+    import napari_matseg.api.budgets as budgets
+
+    monkeypatch.setattr(budgets, "FIRST_FIT_STEPS", 10)
+    monkeypatch.setattr(budgets, "CONTINUE_STEPS", 5)
+    image, _ = micrograph
+    band = 30
+    top = scribbles.copy()
+    top[80:] = 0
+    job = api.live_training([AnnotatedImage(image, top, "steel", info_band=band)], NAMES,
+                            config=live_recipe, schedule=LiveSchedule(rounds=True), preview=False)
+    events, handed = [], []
+
+    def run():
+        for event in job.run():
+            events.append(event)
+            if event.kind is api.EventKind.STEP and event.step == 10 and not handed:
+                handed.append(job.update_strokes({"steel": scribbles}))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        _wait(lambda: job.idle and _rounds_done(events) == 2)
+        assert handed == [True] and job.steps_done > 10
+        assert job.best_so_far().provenance["painted_pixels"] == int((scribbles > 0).sum()), \
+            "strokes given at round 1's last step are trained on in round 2"
+        inside_band = np.zeros_like(scribbles)
+        inside_band[:-band][scribbles[:-band] == 1] = 1
+        inside_band[-band + 5:-band + 10, 10:40] = 2
+        assert job.update_strokes({"steel": inside_band})
+        _wait(lambda: any("cannot train" in (e.message or "") for e in list(events)))
+        steps = job.steps_done
+        assert thread.is_alive() and _rounds_done(events) == 2
+        assert job.update_strokes({"steel": top})
+        _wait(lambda: job.idle and _rounds_done(events) == 3)
+        assert job.steps_done > steps
+    finally:
+        job.stop()
+        thread.join(120)
+    assert events[-1].kind is api.EventKind.DONE and events[-1].result is job.result

@@ -179,3 +179,7 @@ def test_adapting_continues_the_model_on_its_strokes_and_learns_the_target_micro
         api.adapt(bundle, strokes, [])
     with pytest.raises(InputError, match="missing.png"):
         api.adapt(bundle, strokes, [tmp_path / "missing.png"])
+    folder = api.adapt(bundle, strokes, tmp_path)
+    assert [item.name for item in folder.unlabeled] == ["target0.png", "target1.png", "target2.png"]
+    assert [item.name for item in api.adapt(bundle, strokes, str(paths[1])).unlabeled] == \
+        ["target1.png"], "one file is one micrograph, not its characters"

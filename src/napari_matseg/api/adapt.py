@@ -13,7 +13,7 @@ import numpy as np
 from ..core.bundle import ModelBundle
 from ..core.errors import InputError
 from ..core.finetune import UnlabeledImage
-from ..core.imageio import read_image
+from ..core.imageio import list_images, read_image
 from ..core.budget import Budget
 from .finetune_job import FinetuneJob, finetune
 from .start import as_bundle, continues_training
@@ -48,13 +48,15 @@ def adapt(model: ModelBundle | str | Path, images, targets: Sequence, budget: Bu
           device: str = "auto") -> FinetuneJob:
     """Return a job that continues training ``model`` on the strokes it was trained on
     (``images``, as for :func:`~napari_matseg.api.finetune`) while it learns from the
-    micrographs ``targets`` (paths, arrays or :class:`UnlabeledImage`; at most ``max_images``
-    of them, spread over the list, are read). The job's result is the adapted model; ``model``
+    micrographs ``targets`` (a folder, or a list of paths, arrays or :class:`UnlabeledImage`; at
+    most ``max_images`` of them, spread over the list, are read). The job's result is the adapted model; ``model``
     itself is unchanged. Raises :class:`InputError` for a model that is not a trained
     segmentation model, or when there is nothing to adapt to."""
     bundle = as_bundle(model)
     if bundle is None or not continues_training(bundle):
         raise InputError("only a trained segmentation model can be adapted to new micrographs")
+    if isinstance(targets, (str, Path)):
+        targets = list_images([targets])
     picked = spread(targets, max_images)
     if not picked:
         raise InputError("there are no micrographs to adapt the model to")

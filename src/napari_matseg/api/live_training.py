@@ -102,17 +102,23 @@ class LiveTrainingJob(Job):
     @property
     def steps_done(self) -> int:
         """Return the steps trained so far, over every round."""
-        return self._steps_before + (self.tuner.steps_done if self.tuner is not None else 0)
+        with self._lock:
+            return self._steps_before + (self.tuner.steps_done if self.tuner is not None else 0)
 
     @property
     def stroke_updates(self) -> int:
         """Return how many times the run took changed strokes (a new round counts as one)."""
-        return self._updates_before + (self.tuner.stroke_updates if self.tuner is not None else 0)
+        with self._lock:
+            return self._updates_before + (self.tuner.stroke_updates if self.tuner is not None
+                                           else 0)
 
     def _new_tuner(self, point: StartingPoint, config: FinetuneConfig, model_config) -> Finetuner:
+        """Return a tuner for ``point`` on the painted images as they are now (raises InputError
+        for strokes that cannot train)."""
         with self._lock:
             images = self.images
-        tuner = Finetuner(images, num_classes=len(point.class_names),
+        painted = [item for item in images if np.asarray(item.labels).any()]
+        tuner = Finetuner(painted, num_classes=len(point.class_names),
                           model=point.training_model(), config=config,
                           preprocess=point.preprocess, model_config=model_config,
                           pretrained=point.pretrained, steps_before=point.steps_before,
@@ -203,7 +209,8 @@ class LiveTrainingJob(Job):
         point, round_no, kept = self.start, 1, None
         while True:
             yield from self._training_events(tuner, shown, None, f"live round {round_no}")
-            cut_short = self.stopping and tuner.stop_reason == "stopped"
+            cut_short = (tuner.stop_reason == "stopped"
+                         and tuner.steps_done < tuner.config.budget.step_limit)
             if kept is None or not cut_short:
                 bundle, diagnosis = self._finished(tuner, point)
                 kept = (bundle, diagnosis, tuner)
@@ -213,22 +220,35 @@ class LiveTrainingJob(Job):
             yield JobEvent(EventKind.MESSAGE, 0.0, step=self.steps_done, name="round",
                            message=f"live: round {round_no} done, "
                                    + training_summary(tuner.provenance, tuner.best_step, diagnosis))
-            if not tuner.inbox.pending:
-                self.idle = True
-                yield JobEvent(EventKind.MESSAGE, 0.0, step=self.steps_done, name="idle",
-                               message=f"live: idle after round {round_no}; paint to start the "
-                                       "next round, Stop to end it")
-                tuner.inbox.wait(self._stop)
+            next_tuner = None
+            while next_tuner is None:
+                if not tuner.inbox.pending:
+                    self.idle = True
+                    yield JobEvent(EventKind.MESSAGE, 0.0, step=self.steps_done, name="idle",
+                                   message=f"live: idle after round {round_no}; paint to start "
+                                           "the next round, Stop to end it")
+                    tuner.inbox.wait(self._stop)
                 if self.stopping:
                     break
+                tuner.inbox.take()  # the next round starts from the job's images as they are now
+                point = resolve_start(kept[0], len(self.start.class_names),
+                                      list(self.start.class_names), list(self.start.class_colours))
+                config = replace(self.config, budget=default_finetune_budget(point))
+                try:
+                    next_tuner = self._new_tuner(point, config, None)
+                except InputError as exc:
+                    yield JobEvent(EventKind.MESSAGE, 0.0, step=self.steps_done, name="idle",
+                                   message=f"live: the strokes cannot train ({exc}); round "
+                                           f"{round_no}'s model is kept: paint to try again")
+                    self.idle = True
+                    tuner.inbox.wait(self._stop)
+            if self.stopping:
+                break
             self.idle = False
             round_no += 1
-            painted = max(int(item.labels.max()) for item in self.images)
-            point = resolve_start(kept[0], painted, list(self.start.class_names),
-                                  list(self.start.class_colours))
-            config = replace(self.config, budget=default_finetune_budget(point))
-            tuner = self._new_tuner(point, config, None)
-            self._updates_before += 1
+            tuner = next_tuner
+            with self._lock:
+                self._updates_before += 1
             shown.score = None if shown.network else shown.forest
         bundle, diagnosis, last = kept
         self.result = bundle

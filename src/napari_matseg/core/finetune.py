@@ -713,7 +713,9 @@ class Finetuner:
                 if step % cfg.eval_every == 0 or step == cfg.first_eval or last or ends_holdout:
                     want = preview and (cfg.preview_every is None or step % cfg.preview_every == 0
                                         or last)
-                    if self.inbox.pending and take_strokes():
+                    # strokes taken at the last evaluation would be scored, never trained
+                    # on: they stay in the inbox for whoever runs next
+                    if not last and self.inbox.pending and take_strokes():
                         yield TrainingEvent("strokes", step, max_steps, loss_ema, elapsed)
                     result = self._evaluate(step, want)
                     if holding_out or not self.has_held_out:
