@@ -39,6 +39,27 @@ DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 METALDAM_MIOU_CLASSES = [0, 1, 2, 4]
 
 
+ENVIRONMENT_PACKAGES = ("napari-matseg", "numpy", "scipy", "scikit-image", "scikit-learn", "torch",
+                        "torchvision", "timm")
+
+
+def environment() -> dict:
+    """Return the machine and the versions of the packages that decide a run's figures: the
+    same commit gave fold 0 of the fixed strokes 0.426 in one venv and 0.444 in a fresh one, so
+    a baseline is comparable only within one environment."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    return {"machine": platform.platform(), "processor": platform.processor(),
+            "python": platform.python_version(),
+            "packages": {name: installed(name) for name in ENVIRONMENT_PACKAGES}}
+
+
 def metaldam_pair(name: str) -> tuple[np.ndarray, np.ndarray]:
     root = DATA / "MetalDAM"
     label = read_labels(root / "labels" / f"{name}.png")
@@ -397,7 +418,7 @@ def main(argv=None):
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"config": config.to_dict(), "threads": args.threads,
                                     "unlabeled": args.unlabeled,
-                                    "machine": platform.platform(), "processor": platform.processor(),
+                                    **environment(),
                                     "summary": table, "runs": rows}, indent=1, default=str))
     print(f"\nwrote {args.out}")
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import threading
 import time
@@ -155,8 +154,7 @@ def run_live(session: Session, seconds: float, snapshot_every: float, device: st
             bundle = job.best_so_far()
             if bundle is not None:
                 snapshots.append({"seconds": round(now, 1), "strokes": landed,
-                                  "steps": job.steps_done, "best_step": job.tuner.best_step,
-                                  "bundle": bundle})
+                                  "steps": job.steps_done, **kept_model(bundle), "bundle": bundle})
             next_snapshot += snapshot_every
         nxt = min(next_snapshot, landed * session.interval if landed < len(session.arrivals)
                   else seconds, seconds)
@@ -168,12 +166,22 @@ def run_live(session: Session, seconds: float, snapshot_every: float, device: st
     if failed:
         raise RuntimeError(f"live training failed: {failed[0].error}")
     snapshots.append({"seconds": round(end, 1), "strokes": landed, "steps": job.steps_done,
-                      "best_step": job.tuner.best_step, "bundle": job.result, "final": True})
+                      **kept_model(job.result), "bundle": job.result, "final": True})
     for event in events:
         if event.kind is api.EventKind.MESSAGE and event.name == "idle":
             counts["idle"] += 1
     counts["taken"] = job.stroke_updates
     return {"started": round(started, 1), "snapshots": snapshots, **counts}
+
+
+def kept_model(bundle) -> dict:
+    """Return what a snapshot's own provenance says of the model kept: its step within its run,
+    how many steps its model has had in all, and its self-check's collapse findings (complete
+    rounds only; a snapshot of a run in progress has no self-check yet)."""
+    prov = bundle.provenance
+    diagnosis = prov.get("diagnosis") or {}
+    return {"best_step": prov.get("best_step"), "total_steps": prov.get("total_steps"),
+            "collapse": diagnosis.get("collapse"), "warnings": diagnosis.get("warnings")}
 
 
 def run_button_loop(session: Session, device: str, steps: int | None = None) -> list[dict]:
@@ -307,7 +315,7 @@ def main(argv=None):
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({
             "minutes": args.minutes, "interval": args.interval, "snapshot": args.snapshot,
-            "seed": args.seed, "threads": args.threads, "machine": platform.platform(),
+            "seed": args.seed, "threads": args.threads, **fewshot.environment(),
             "live_schedule": "rounds" if args.rounds else "continuous",
             "first_steps": api.FIRST_FIT_STEPS, "continue_steps": api.CONTINUE_STEPS,
             "runs": runs}, indent=1))
