@@ -327,6 +327,10 @@ def summarise(rows):
     table = []
     for (dataset, mode, style, method, split), rs in groups.items():
         m = np.array([r["miou"] for r in rs])
+        by_split = {}
+        for r in rs:
+            by_split.setdefault(r["split"], []).append(r["miou"])
+        seeds = sorted({r.get("seed", 0) for r in rs})
         iou = np.nanmean(np.array([r["iou"] for r in rs], dtype=float), axis=0)
         ferr = np.mean(np.abs(np.array([r["fraction_error"] for r in rs])), axis=0)
         tta = [r["miou_flip_tta"] for r in rs if "miou_flip_tta" in r]
@@ -335,7 +339,11 @@ def summarise(rows):
                       "miou_without_prior_mean": float(np.mean(plain)) if plain else None,
                       "dataset": dataset if not split else f"{dataset} {split}", "mode": mode,
                       "strokes": style if mode == "scribble" else "dense",
-                      "miou_per_fold": [round(float(v), 3) for v in m],
+                      "miou_per_fold": [round(float(np.mean(v)), 3) for v in by_split.values()],
+                      "seeds": seeds,
+                      "miou_per_seed": [round(float(np.mean([r["miou"] for r in rs
+                                                             if r.get("seed", 0) == sd])), 3)
+                                        for sd in seeds],
                       "miou_shot_unpainted_mean": (float(np.mean([r["miou_shot_unpainted"] for r in rs]))
                                                    if all("miou_shot_unpainted" in r for r in rs) else None),
                       "method": method, "miou_mean": float(m.mean()), "miou_std": float(m.std()),
@@ -356,8 +364,10 @@ def print_table(table):
         plain = "–" if t.get("miou_without_prior_mean") is None else f"{t['miou_without_prior_mean']:.3f}"
         shot = "–" if t.get("miou_shot_unpainted_mean") is None else f"{t['miou_shot_unpainted_mean']:.3f}"
         folds = " ".join(f"{v:.3f}" for v in t["miou_per_fold"])
+        seeds = ("" if len(t.get("seeds", [])) < 2 else
+                 " (seeds " + " ".join(f"{v:.3f}" for v in t["miou_per_seed"]) + ")")
         print(f"| {t['dataset']} (n={t['n']}) | {t['strokes']} | {t['method']} | "
-              f"{t['miou_mean']:.3f} ± {t['miou_std']:.3f} | {folds} | {shot} | {tta} | {plain} | {iou} | {fe} % | "
+              f"{t['miou_mean']:.3f} ± {t['miou_std']:.3f}{seeds} | {folds} | {shot} | {tta} | {plain} | {iou} | {fe} % | "
               f"{t['fit_seconds']:.1f} | {t['predict_seconds']:.2f} |")
 
 
@@ -374,7 +384,9 @@ def main(argv=None):
     p.add_argument("--no-nasa", action="store_true", help="skip the NASA Super3 split")
     p.add_argument("--physical-scale", action="store_true",
                    help="give matseg each MetalDAM image's pixel size (from its magnification)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, nargs="+", default=[0],
+                   help="one or more seeds; each seed draws other held-out strokes, crops and "
+                        "simulator strokes, so several seeds tell a change from one draw's luck")
     p.add_argument("--threads", type=int, default=2, help="torch threads (2 = the target laptop)")
     p.add_argument("--steps", type=int, help="fine-tune steps (default: the package's, 180)")
     p.add_argument("--seconds", type=float, help="a time cap on each fine-tune (default: none, so "
@@ -395,7 +407,7 @@ def main(argv=None):
     if not DATA.is_dir():
         sys.exit(f"benchmark data not found at {DATA}")
     torch.set_num_threads(args.threads)
-    config = FinetuneConfig(seed=args.seed)
+    config = FinetuneConfig(seed=args.seed[0])
     if args.steps or args.seconds:
         config = replace(config, budget=api.Budget(args.steps or config.budget.steps,
                                                    max_seconds=args.seconds))
@@ -408,15 +420,20 @@ def main(argv=None):
             key, value = item.split("=", 1)
             fields[key] = set_value(getattr(config.unlabeled, key), value)
         config = replace(config, unlabeled=replace(config.unlabeled, **fields))
-    methods = [UNetMethod(config, scale=args.scale, encoder=args.encoder) if m == "matseg" else RandomForestMethod(args.seed) for m in args.methods]
-    rows = metaldam_folds(args.folds, args.modes, methods, args.seed, args.physical_scale,
-                          args.strokes, args.unlabeled)
-    if not args.no_nasa:
-        rows += nasa_super3(args.modes, methods, args.seed, args.unlabeled)
+    rows = []
+    for seed in args.seed:
+        config = replace(config, seed=seed)
+        methods = [UNetMethod(config, scale=args.scale, encoder=args.encoder) if m == "matseg"
+                   else RandomForestMethod(seed) for m in args.methods]
+        seed_rows = metaldam_folds(args.folds, args.modes, methods, seed, args.physical_scale,
+                                   args.strokes, args.unlabeled)
+        if not args.no_nasa:
+            seed_rows += nasa_super3(args.modes, methods, seed, args.unlabeled)
+        rows += [{**r, "seed": seed} for r in seed_rows]
     table = summarise(rows)
     print_table(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"config": config.to_dict(), "threads": args.threads,
+    args.out.write_text(json.dumps({"config": config.to_dict(), "seeds": args.seed, "threads": args.threads,
                                     "unlabeled": args.unlabeled,
                                     **environment(),
                                     "summary": table, "runs": rows}, indent=1, default=str))

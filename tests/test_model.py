@@ -103,3 +103,30 @@ def test_fast_layout_is_channels_last_on_cpu_with_the_same_outputs():
     torch.testing.assert_close(after, before, atol=1e-4, rtol=1e-4)
     other = torch.randn(2, 3, 8, 8)
     assert fast_layout(other, torch.device("mps")) is other
+
+
+def test_decoder_activation_is_built_and_saved_and_old_configs_keep_relu():
+    leaky, _ = build_model(ModelConfig(num_classes=3, decoder_activation="leaky_relu"), encoder_weights=None)
+    plain, _ = build_model(ModelConfig(num_classes=3, decoder_activation="relu"), encoder_weights=None)
+    kinds = lambda m: {type(x) for x in m.decoder.modules() if isinstance(x, (torch.nn.ReLU, torch.nn.LeakyReLU))}
+    assert kinds(leaky) == {torch.nn.LeakyReLU}
+    assert kinds(plain) == {torch.nn.ReLU}
+    assert ModelConfig.from_dict(leaky.config.to_dict()).decoder_activation == "leaky_relu"
+    old = {k: v for k, v in ModelConfig().to_dict().items() if k != "decoder_activation"}
+    assert ModelConfig.from_dict(old).decoder_activation == "relu"
+    with pytest.raises(InputError, match="decoder activation"):
+        ModelConfig(decoder_activation="gelu")
+
+
+def test_a_leaky_decoder_passes_gradient_where_every_relu_is_off():
+    torch.manual_seed(0)
+    grads = {}
+    for name in ("relu", "leaky_relu"):
+        model, _ = build_model(ModelConfig(num_classes=2, decoder_activation=name), encoder_weights=None)
+        last = model.decoder.blocks[-1].convs[-1][0]
+        with torch.no_grad():
+            model.decoder.blocks[-1].convs[-1][1].bias.fill_(-100.0)  # every unit of the last block off
+        model(torch.rand(1, 1, 64, 64)).sum().backward()
+        grads[name] = float(last.weight.grad.abs().sum())
+    assert grads["relu"] == 0.0
+    assert grads["leaky_relu"] > 0.0

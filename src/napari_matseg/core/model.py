@@ -13,6 +13,8 @@ from .encoders import DEFAULT_ENCODER, GREY_MEAN, GREY_STD, create_encoder, inpu
 from .errors import InputError
 
 MAX_CLASSES = 64
+DECODER_ACTIVATIONS = ("relu", "leaky_relu")
+LEAKY_SLOPE = 0.1
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,10 @@ class ModelConfig:
     ``input_mean`` and ``input_std`` are the grey levels (of the 0..1 normalised image) that the
     encoder's weights expect as 0 and 1 after standardisation; :func:`build_model` fills them in
     from where the weights came from (bundles older than these fields used 0.449 / 0.226).
+
+    ``decoder_activation`` is ``"relu"`` or ``"leaky_relu"`` (slope 0.1): a leaky unit keeps a
+    gradient where a plain one is zero on every pixel of a region, such as a near-uniform dark void,
+    so a class painted only there can still be learned (bundles older than this field use ReLU).
     """
 
     num_classes: int = 2
@@ -30,6 +36,7 @@ class ModelConfig:
     decoder_channels: tuple[int, ...] = (64, 48, 32, 24, 16)
     input_mean: float | None = None
     input_std: float | None = None
+    decoder_activation: str = "relu"
 
     def __post_init__(self):
         check_int("the number of classes", self.num_classes, 2, MAX_CLASSES)
@@ -45,6 +52,9 @@ class ModelConfig:
             check_float("the input mean", self.input_mean, -10, 10)
         if self.input_std is not None:
             check_float("the input std", self.input_std, 0, 10, strict_minimum=True)
+        if self.decoder_activation not in DECODER_ACTIVATIONS:
+            raise InputError(f"the decoder activation must be one of {', '.join(DECODER_ACTIVATIONS)}, "
+                             f"got {self.decoder_activation!r}")
 
     @property
     def mean(self) -> float:
@@ -67,23 +77,29 @@ class ModelConfig:
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         if "decoder_channels" in known and isinstance(known["decoder_channels"], list):
             known["decoder_channels"] = tuple(known["decoder_channels"])
+        known.setdefault("decoder_activation", "relu")
         return cls(**known)
 
 
-def _conv_norm_relu(cin: int, cout: int) -> nn.Sequential:
-    """3x3 conv, GroupNorm, ReLU: GroupNorm behaves the same in training and inference, which
+def _activation(name: str) -> nn.Module:
+    return nn.LeakyReLU(LEAKY_SLOPE, inplace=True) if name == "leaky_relu" else nn.ReLU(inplace=True)
+
+
+def _conv_norm_act(cin: int, cout: int, activation: str = "relu") -> nn.Sequential:
+    """3x3 conv, GroupNorm, activation: GroupNorm behaves the same in training and inference, which
     matters when a few crops of one image are all the batch there is."""
     groups = max(1, min(8, cout // 4))
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.GroupNorm(groups, cout),
-                         nn.ReLU(inplace=True))
+                         _activation(activation))
 
 
 class UpBlock(nn.Module):
     """Upsample x2, concatenate the skip connection (if any), two 3x3 convolutions."""
 
-    def __init__(self, cin: int, cskip: int, cout: int):
+    def __init__(self, cin: int, cskip: int, cout: int, activation: str = "relu"):
         super().__init__()
-        self.convs = nn.Sequential(_conv_norm_relu(cin + cskip, cout), _conv_norm_relu(cout, cout))
+        self.convs = nn.Sequential(_conv_norm_act(cin + cskip, cout, activation),
+                                   _conv_norm_act(cout, cout, activation))
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
         size = skip.shape[-2:] if skip is not None else (x.shape[-2] * 2, x.shape[-1] * 2)
@@ -97,7 +113,7 @@ class UNetDecoder(nn.Module):
     """U-Net decoder over encoder features at strides 2, 4, ... back to full resolution."""
 
     def __init__(self, encoder_channels: list[int], reductions: list[int],
-                 decoder_channels: tuple[int, ...]):
+                 decoder_channels: tuple[int, ...], activation: str = "relu"):
         super().__init__()
         skips = list(reversed(encoder_channels[:-1]))
         steps = int(round(torch.log2(torch.tensor(float(reductions[-1]))).item()))
@@ -107,7 +123,7 @@ class UNetDecoder(nn.Module):
         blocks, cin = [], encoder_channels[-1]
         for i, cout in enumerate(decoder_channels[:steps]):
             cskip = skips[i] if i < len(skips) else 0
-            blocks.append(UpBlock(cin, cskip, cout))
+            blocks.append(UpBlock(cin, cskip, cout, activation))
             cin = cout
         self.blocks = nn.ModuleList(blocks)
         self.out_channels = cin
@@ -132,7 +148,7 @@ class SegmentationModel(nn.Module):
         self.config = config
         self.encoder = encoder
         self.decoder = UNetDecoder(encoder.feature_info.channels(), encoder.feature_info.reduction(),
-                                   config.decoder_channels)
+                                   config.decoder_channels, config.decoder_activation)
         self.head = nn.Conv2d(self.decoder.out_channels, config.num_classes, 1)
 
     def standardise(self, pixels: torch.Tensor) -> torch.Tensor:
