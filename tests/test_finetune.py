@@ -118,6 +118,21 @@ def test_held_out_strokes_drive_model_selection(micrograph, scribbles, fast_conf
     assert best.check.step == 30, "with no held-out phase end, every check is honest"
 
 
+def test_the_held_out_split_follows_the_pixels_not_the_file_name(micrograph, scribbles, fast_config):
+    image, _ = micrograph
+    config = replace(fast_config, validation_fraction=0.3)
+    splits = []
+    as_rgb = np.repeat(image[..., None], 3, axis=-1)  # a grey micrograph saved as RGB
+    for name, pixels in (("micrograph0", image), ("shot", image), ("micrograph0.png", as_rgb)):
+        tuner = Finetuner([AnnotatedImage(pixels, scribbles, name, info_band=0)], config=config)
+        splits.append(tuner.images[0].val_labels)
+    assert (splits[0] > 0).any()
+    np.testing.assert_array_equal(splits[0], splits[1])
+    np.testing.assert_array_equal(splits[0], splits[2])
+    other = tune(image, scribbles, replace(config, seed=1)).images[0].val_labels
+    assert not np.array_equal(other, splits[0]), "the seed still picks the held-out pieces"
+
+
 def test_bad_inputs_are_input_errors(micrograph, scribbles, fast_config):
     image, _ = micrograph
     with pytest.raises(InputError, match="do not match"):

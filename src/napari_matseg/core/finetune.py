@@ -397,7 +397,7 @@ class Finetuner:
         already known), strokes at the working scale, split into training and held-out parts."""
         prepared = prepared or self._prepare_pixels(item, grey)
         scaled = labels_like(prepared, labels)
-        salt = int(hashlib.sha256(f"{self.config.seed}:{item.name}".encode()).hexdigest()[:15], 16)
+        salt = int(hashlib.sha256(f"{self.config.seed}:{array_digest(grey)}".encode()).hexdigest()[:15], 16)
         train, val = split_strokes(scaled, self.config.validation_fraction, salt)
         record = {"name": item.name, "image_sha256": array_digest(np.asarray(item.image)),
                   "labels_sha256": array_digest(np.asarray(labels)), "shape": list(grey.shape),
