@@ -53,6 +53,7 @@ def test_the_schedule_warms_up_then_holds_and_never_ends():
     assert not schedule.should_idle(2, 50, 10, 0.5), "a stroke changed too recently"
     assert not schedule.should_idle(2, 5, 10, 5.0), "before the recipe's minimum steps"
     assert schedule.should_idle(2, 50, 10, 5.0)
+    assert not schedule.should_idle(2, 50, 10, 5.0, kept_passed=False), "a collapsed model trains on"
     with pytest.raises(InputError):
         LiveSchedule(patience=0)
 

@@ -730,7 +730,8 @@ class Finetuner:
                                         self.best_step, result.previews)
                     if live is not None:
                         if live.should_idle(selector.stale, step, cfg.min_steps,
-                                            self.inbox.quiet_for()) and not self.stopping:
+                                            self.inbox.quiet_for(), selector.kept_passed) \
+                                and not self.stopping:
                             yield TrainingEvent("idle", step, max_steps, loss_ema, now)
                             self.inbox.wait(self._stop)
                             if take_strokes():

@@ -5,9 +5,9 @@ Budget`). A live run has no end set in advance: :class:`LiveSchedule` takes the 
 :meth:`~napari_matseg.core.finetune.Finetuner.run` (same ``step_limit``, ``progress`` and
 ``out_of_time``), warms the learning rate up and then holds it, keeps the held-out strokes out
 of training (its progress stays 0, so they never join and the learning from unpainted pixels
-never ramps in), and says when to idle: no stroke changed for ``quiet_seconds`` and the held-out
-score has not improved for ``patience`` evaluations. An idle run waits for the next stroke or a
-stop; it does not end.
+never ramps in), and says when to idle: no stroke changed for ``quiet_seconds``, the held-out
+score has not improved for ``patience`` evaluations, and the kept model passed the collapse
+check. An idle run waits for the next stroke or a stop; it does not end.
 
 With ``rounds`` on, a live run trains as pressing Train again and again would: a first fit's
 budget from the first strokes, then a continuing round's budget each time the strokes changed
@@ -63,7 +63,11 @@ class LiveSchedule:
         """Return the learning-rate factor at ``step`` (1-based): warm-up, then constant."""
         return self.lr_factor * min(1.0, step / self.warmup_steps)
 
-    def should_idle(self, stale: int, step: int, min_steps: int, quiet_for: float) -> bool:
+    def should_idle(self, stale: int, step: int, min_steps: int, quiet_for: float,
+                    kept_passed: bool = True) -> bool:
         """Return True when the run may idle: ``stale`` evaluations without a better score, at
-        least ``min_steps`` steps trained, and no stroke changed for ``quiet_for`` seconds."""
-        return stale >= self.patience and step >= min_steps and quiet_for >= self.quiet_seconds
+        least ``min_steps`` steps trained, no stroke changed for ``quiet_for`` seconds, and a
+        kept model that passed the collapse check (``kept_passed``; as a single run stops early
+        only on such a model, a live run keeps training one that lost a painted class)."""
+        return (stale >= self.patience and step >= min_steps and quiet_for >= self.quiet_seconds
+                and kept_passed)
