@@ -12,7 +12,7 @@ from napari_matseg import api
 from napari_matseg.core.bundle import load_bundle
 from napari_matseg.core.errors import InputError
 from napari_matseg.core.finetune import AnnotatedImage, FinetuneConfig
-from napari_matseg.core.live_schedule import LiveSchedule
+from napari_matseg.core.live_schedule import COLLAPSED_PATIENCE, LiveSchedule
 
 NAMES = ["matrix", "austenite", "MA"]
 
@@ -54,6 +54,8 @@ def test_the_schedule_warms_up_then_holds_and_never_ends():
     assert not schedule.should_idle(2, 5, 10, 5.0), "before the recipe's minimum steps"
     assert schedule.should_idle(2, 50, 10, 5.0)
     assert not schedule.should_idle(2, 50, 10, 5.0, kept_passed=False), "a collapsed model trains on"
+    assert not schedule.should_idle(2 * COLLAPSED_PATIENCE - 1, 50, 10, 5.0, kept_passed=False)
+    assert schedule.should_idle(2 * COLLAPSED_PATIENCE, 50, 10, 5.0, kept_passed=False), "but not forever"
     with pytest.raises(InputError):
         LiveSchedule(patience=0)
 

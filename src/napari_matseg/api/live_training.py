@@ -145,7 +145,9 @@ class LiveTrainingJob(Job):
                 yield JobEvent(EventKind.STEP, progress, step=event.step, loss=event.loss,
                                elapsed=event.elapsed,
                                message=f"{label}: step {event.step} · loss {event.loss:.3f} · "
-                                       f"{self.stroke_updates} stroke updates taken")
+                                       f"{self.stroke_updates} stroke updates taken"
+                                       + (" · the kept model loses a painted class: training on"
+                                          if tuner.collapsed else ""))
             elif event.kind == "eval":
                 yield JobEvent(EventKind.EVALUATION, 0.0, step=event.step, loss=event.loss,
                                elapsed=event.elapsed, val_loss=event.val_loss,
@@ -166,10 +168,13 @@ class LiveTrainingJob(Job):
                                        f"images, {painted:,} painted pixels) at step {event.step}")
             elif event.kind == "idle":
                 self.idle = True
+                why = ("the held-out score has stopped improving" if not tuner.collapsed else
+                       f"the kept model still fails the collapse check ({'; '.join(tuner.kept.collapse)}): "
+                       "paint more of that class where it shows")
                 yield JobEvent(EventKind.MESSAGE, 0.0, step=event.step, elapsed=event.elapsed,
                                name="idle",
-                               message=f"live: idle at step {event.step}, the held-out score has "
-                                       "stopped improving; paint to wake it, Stop to end it")
+                               message=f"live: idle at step {event.step}, {why}; paint to wake it, "
+                                       "Stop to end it")
 
     def _finished(self, tuner: Finetuner, point: StartingPoint) -> tuple[ModelBundle, object]:
         """Return a finished tuner's bundle and self-check."""

@@ -24,6 +24,7 @@ from .checks import check_float, check_int
 from .errors import InputError
 
 NO_END = 10**9
+COLLAPSED_PATIENCE = 4
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,8 @@ class LiveSchedule:
         """Return True when the run may idle: ``stale`` evaluations without a better score, at
         least ``min_steps`` steps trained, no stroke changed for ``quiet_for`` seconds, and a
         kept model that passed the collapse check (``kept_passed``; as a single run stops early
-        only on such a model, a live run keeps training one that lost a painted class)."""
-        return (stale >= self.patience and step >= min_steps and quiet_for >= self.quiet_seconds
-                and kept_passed)
+        only on such a model, a live run keeps training one that lost a painted class, for up to
+        ``COLLAPSED_PATIENCE`` times the patience, then idles too rather than use the cores until
+        Stop)."""
+        patience = self.patience if kept_passed else COLLAPSED_PATIENCE * self.patience
+        return stale >= patience and step >= min_steps and quiet_for >= self.quiet_seconds
