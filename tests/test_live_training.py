@@ -246,3 +246,16 @@ def test_in_rounds_strokes_given_at_a_rounds_last_step_start_the_next_and_bad_on
         job.stop()
         thread.join(120)
     assert events[-1].kind is api.EventKind.DONE and events[-1].result is job.result
+
+
+def test_an_idle_message_names_the_collapse_it_idles_on():
+    from types import SimpleNamespace
+
+    from napari_matseg.api.live_training import collapse_note
+
+    fine = SimpleNamespace(collapsed=False, kept=SimpleNamespace(collapse=[]))
+    lost = SimpleNamespace(collapsed=True, kept=SimpleNamespace(
+        collapse=["class 2 is painted but predicted on only 0.2% of its image"]))
+    assert collapse_note(fine) == ""
+    note = collapse_note(lost)
+    assert "class 2 is painted but predicted on only 0.2%" in note and "paint more" in note

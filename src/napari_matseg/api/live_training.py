@@ -43,6 +43,15 @@ class _Shown:
     network: bool = False
 
 
+def collapse_note(tuner: Finetuner) -> str:
+    """Return why a live run's kept model is not to be trusted yet, in words for the status line
+    (empty when it passed the collapse check), so an idle message does not hide it."""
+    if not tuner.collapsed:
+        return ""
+    return (f"the kept model fails the collapse check ({'; '.join(tuner.kept.collapse)}): "
+            "paint more of that class where it shows")
+
+
 class LiveTrainingJob(Job):
     """Fine-tune on strokes that keep changing (see :func:`live_training`). Events: STARTED, a
     quick PREVIEW, then STEP and EVALUATION as a single run gives them (no step budget:
@@ -168,9 +177,7 @@ class LiveTrainingJob(Job):
                                        f"images, {painted:,} painted pixels) at step {event.step}")
             elif event.kind == "idle":
                 self.idle = True
-                why = ("the held-out score has stopped improving" if not tuner.collapsed else
-                       f"the kept model still fails the collapse check ({'; '.join(tuner.kept.collapse)}): "
-                       "paint more of that class where it shows")
+                why = collapse_note(tuner) or "the held-out score has stopped improving"
                 yield JobEvent(EventKind.MESSAGE, 0.0, step=event.step, elapsed=event.elapsed,
                                name="idle",
                                message=f"live: idle at step {event.step}, {why}; paint to wake it, "
@@ -229,9 +236,11 @@ class LiveTrainingJob(Job):
             while next_tuner is None:
                 if not tuner.inbox.pending:
                     self.idle = True
+                    note = collapse_note(tuner)
                     yield JobEvent(EventKind.MESSAGE, 0.0, step=self.steps_done, name="idle",
-                                   message=f"live: idle after round {round_no}; paint to start "
-                                           "the next round, Stop to end it")
+                                   message=f"live: idle after round {round_no}"
+                                           + (f", {note}" if note else "")
+                                           + "; paint to start the next round, Stop to end it")
                     tuner.inbox.wait(self._stop)
                 if self.stopping:
                     break
