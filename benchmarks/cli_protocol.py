@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from fewshot import DATA, METALDAM_MIOU_CLASSES, environment, metaldam_pair, stroke_file
+from fewshot import DATA, METALDAM_MIOU_CLASSES, environment, metaldam_pair, shot_image, stroke_file
 
 from napari_matseg.core.imageio import read_labels, write_labels
 from napari_matseg.core.metrics import confusion_matrix, score
@@ -44,8 +44,7 @@ def run_cli(src: Path | None, args: list[str], cwd: Path) -> str:
 def run_fold(fold: int, split: dict, src: Path | None, work: Path, steps: int, seed: int,
              threads: int) -> dict:
     """Fine-tune on the fold's stroke file and score its test images and the shot's unpainted pixels."""
-    shot = next(n for n in split["train"]
-                if {0, 1, 2} <= set(np.unique(metaldam_pair(n)[1]).tolist()))
+    shot = shot_image(split)
     folder = work / f"fold{fold}"
     folder.mkdir(parents=True, exist_ok=True)
     truths = {}
@@ -68,8 +67,8 @@ def run_fold(fold: int, split: dict, src: Path | None, work: Path, steps: int, s
     cm = sum(confusion_matrix(truths[n], predicted(n), 5) for n in split["test"])
     keep = strokes == 0
     unpainted = confusion_matrix(truths[shot][keep], predicted(shot)[keep], 5)
-    return {"split": f"fold{fold}", "shot": shot, "miou": score(cm, METALDAM_MIOU_CLASSES).miou,
-            "iou": score(cm, METALDAM_MIOU_CLASSES).iou.tolist(),
+    test = score(cm, METALDAM_MIOU_CLASSES)
+    return {"split": f"fold{fold}", "shot": shot, "miou": test.miou, "iou": test.iou.tolist(),
             "miou_shot_unpainted": score(unpainted, METALDAM_MIOU_CLASSES).miou,
             "fit_seconds": fit, "finetune_log": log.strip().splitlines()[-8:],
             "dataset": "MetalDAM", "strokes": "files", "method": "matseg", "mode": "scribble",

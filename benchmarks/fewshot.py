@@ -60,6 +60,13 @@ def environment() -> dict:
             "packages": {name: installed(name) for name in ENVIRONMENT_PACKAGES}}
 
 
+def shot_image(split: dict) -> str:
+    """Return a MetalDAM fold's shot image: the first of its training images whose label holds
+    matrix, austenite and M/A (classes 0, 1, 2)."""
+    return next(n for n in split["train"]
+                if {0, 1, 2} <= set(np.unique(metaldam_pair(n)[1]).tolist()))
+
+
 def metaldam_pair(name: str) -> tuple[np.ndarray, np.ndarray]:
     root = DATA / "MetalDAM"
     label = read_labels(root / "labels" / f"{name}.png")
@@ -248,8 +255,7 @@ def metaldam_folds(folds, modes, methods, seed, physical_scale=False, strokes=("
     rows = []
     for fold in folds:
         split = splits[f"fold{fold}"]
-        shot = next(n for n in split["train"]
-                    if {0, 1, 2} <= set(np.unique(metaldam_pair(n)[1]).tolist()))
+        shot = shot_image(split)
         image, truth = metaldam_pair(shot)
         tests = [metaldam_pair(n) for n in split["test"]]
         others = [n for n in split["train"] if n != shot]

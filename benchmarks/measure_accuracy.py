@@ -174,8 +174,7 @@ def metaldam_runs(folds, styles, methods, seed, save):
     rows = []
     for fold in folds:
         split = splits[f"fold{fold}"]
-        shot = next(n for n in split["train"]  # fewshot.py's shot: the first holding classes 0-2
-                    if {0, 1, 2} <= set(np.unique(fewshot.metaldam_pair(n)[1]).tolist()))
+        shot = fewshot.shot_image(split)
         image, truth = fewshot.metaldam_pair(shot)
         tests = [(n, *fewshot.metaldam_pair(n)) for n in split["test"]]
         for style in styles:

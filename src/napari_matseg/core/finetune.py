@@ -397,9 +397,11 @@ class Finetuner:
         already known), strokes at the working scale, split into training and held-out parts."""
         prepared = prepared or self._prepare_pixels(item, grey)
         scaled = labels_like(prepared, labels)
-        salt = int(hashlib.sha256(f"{self.config.seed}:{array_digest(grey)}".encode()).hexdigest()[:15], 16)
+        grey_sha256 = array_digest(grey)
+        salt = int(hashlib.sha256(f"{self.config.seed}:{grey_sha256}".encode()).hexdigest()[:15], 16)
         train, val = split_strokes(scaled, self.config.validation_fraction, salt)
-        record = {"name": item.name, "image_sha256": array_digest(np.asarray(item.image)),
+        image_sha256 = grey_sha256 if grey is item.image else array_digest(np.asarray(item.image))
+        record = {"name": item.name, "image_sha256": image_sha256,
                   "labels_sha256": array_digest(np.asarray(labels)), "shape": list(grey.shape),
                   "painted_pixels": int((labels > 0).sum()),
                   "info_band_rows": prepared.band_rows,
