@@ -129,9 +129,11 @@ class UNetMethod:
         self.fit_seconds = time.perf_counter() - t
         return self.fit_seconds
 
-    def predict(self, image, tta=False, pixel_size=None, prior=True):
-        """Return the class map (0..K-1) of ``image``."""
-        options = api.PredictOptions(tta=tta, info_band=0, pixel_size=pixel_size, class_prior=prior)
+    def predict(self, image, tta=False, pixel_size=None, prior=True, boundary_lines=None):
+        """Return the class map (0..K-1) of ``image`` (``boundary_lines``: a class drawn as
+        lines, see ``api.PredictOptions``)."""
+        options = api.PredictOptions(tta=tta, info_band=0, pixel_size=pixel_size, class_prior=prior,
+                                     boundary_lines=boundary_lines)
         return predict_one(self.bundle, image, options, self.config.device)
 
 

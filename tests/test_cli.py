@@ -9,6 +9,7 @@ from napari_matseg.api import PHASE_COLUMNS
 from napari_matseg.cli import main
 from napari_matseg.core.bundle import load_bundle
 from napari_matseg.core.cleanup import class_regions, remove_small_regions
+from napari_matseg.core.linewidth import mean_line_width
 
 
 def test_finetune_predict_evaluate_end_to_end(files, capsys, small_recipe):
@@ -53,6 +54,17 @@ def test_finetune_predict_evaluate_end_to_end(files, capsys, small_recipe):
                  "--min-area", "ferrite=300"]) == 2
     err = capsys.readouterr().err.strip()
     assert "no class 'ferrite'" in err and len(err.splitlines()) == 1
+
+    lines = files / "lines"
+    assert main(["predict", str(model), str(files / "img.png"), "-o", str(lines), "--format", "tif",
+                 "--boundary-lines", "speckled"]) == 0
+    line_labels = tifffile.imread(lines / "img_labels.tif")
+    assert (line_labels == 3).mean() < (labels == 3).mean()
+    assert mean_line_width(line_labels == 3) < 5
+    capsys.readouterr()
+    assert main(["predict", str(model), str(files / "img.png"), "-o", str(files / "nolines"),
+                 "--boundary-lines", "boundary"]) == 2
+    assert "no class 'boundary'" in capsys.readouterr().err
 
     coarse = files / "coarse"
     assert main(["predict", str(model), str(files / "img.png"), "-o", str(coarse),

@@ -702,3 +702,24 @@ def test_measure_dock_measures_phases_layers_and_sets_the_scale(make_napari_view
     exported = (tmp_path / "out" / "measurements.csv").read_text(encoding="utf-8")
     assert "astm_g_planimetric" in exported, "the export writes the measurements shown"
     assert (tmp_path / "out" / "phase_fractions.svg").is_file()
+
+
+def test_the_predict_dock_draws_a_boundary_class_as_lines(make_napari_viewer, trained, tmp_path):
+    from napari_matseg.widgets.predict_widget import AS_PREDICTED, PredictInspectWidget
+
+    viewer = make_napari_viewer()
+    predict = PredictInspectWidget(viewer)
+    phases = trained.to_bundle(["ferrite", "pearlite", "carbide"]).save(tmp_path / "phases.matseg")
+    grains = trained.to_bundle(["grain", "twin", "Grain boundary"]).save(tmp_path / "grains.matseg")
+    predict.load_model(str(grains))
+    assert predict.boundary_lines.currentText() == "Grain boundary"
+    assert predict.options().boundary_lines == "Grain boundary"
+    predict.boundary_lines.setCurrentText("twin")
+    predict.load_model(str(phases))
+    assert predict.boundary_lines.currentText() == AS_PREDICTED
+    assert predict.options().boundary_lines is None
+    predict.models.select("grains.matseg")
+    assert predict.boundary_lines.currentText() == "Grain boundary"
+    predict.boundary_lines.setCurrentText("twin")
+    predict.models.select("grains.matseg")
+    assert predict.options().boundary_lines == "twin"

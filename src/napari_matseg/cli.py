@@ -202,6 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--tta", action="store_true", help="average over flips (4x slower, smoother)")
     pr.add_argument("--tile", type=_number(int, 32), default=1024,
                     help="tile size in pixels (default 1024, at least 32)")
+    pr.add_argument("--boundary-lines", metavar="CLASS",
+                    help="draw this class (name or number) as a closed network of lines as wide "
+                         "as it was painted, not as the band the network predicts: for grain "
+                         "boundaries whose grain size you will measure (see the user guide)")
     _add_min_area(pr)
     _add_common(pr)
     _add_pixel_size(pr)
@@ -442,7 +446,8 @@ def _predict_options(args):
     return PredictOptions(tta=getattr(args, "tta", False), tile=getattr(args, "tile", 1024),
                           min_region_area=" ".join(args.min_area) if args.min_area else None,
                           info_band=AS_TRAINED if args.info_band is None else args.info_band,
-                          pixel_size=args.pixel_size)
+                          pixel_size=args.pixel_size,
+                          boundary_lines=getattr(args, "boundary_lines", None))
 
 
 def cmd_predict(args) -> int:

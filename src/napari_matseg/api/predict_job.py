@@ -4,7 +4,7 @@ comes, written to a folder when asked, a bad file skipped and reported, never th
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..core.atomic import atomic_write, is_disk_full
+from ..core.boundary_lines import DEFAULT_WIDTH, BoundaryLinesConfig
 from ..core.bundle import AS_TRAINED, ModelBundle, load_bundle
 from ..core.checks import check_int
 from ..core.cleanup import parse_min_area
@@ -22,6 +23,7 @@ from ..core.predict import Prediction, predict_image
 from ..core.preprocess import check_pixel_size
 from .events import EventKind, JobEvent
 from .job import Job
+from .measure_job import painted_width, resolve_class
 from .outputs import OutputFolder, is_earlier_result, plan_outputs, write_failure
 from .tables import PHASE_COLUMNS, GrowingCsv, phase_rows
 
@@ -70,7 +72,10 @@ class PredictOptions:
     information band (as the model was trained, unless set), the pixel size (µm) of images that
     have none of their own; ``class_prior`` False turns the model's class prior off. With
     ``suggest`` > 0, each RESULT event's ``result`` lists that many regions worth painting next
-    (:func:`~napari_matseg.core.guidance.regions_to_paint`), most worth first."""
+    (:func:`~napari_matseg.core.guidance.regions_to_paint`), most worth first.
+    ``boundary_lines`` (a class name or number) draws that class as a closed network of lines as
+    wide as it was painted (:mod:`~napari_matseg.core.boundary_lines`): for grain boundaries
+    whose grain size is measured."""
 
     tta: bool = False
     tile: int = 1024
@@ -79,6 +84,7 @@ class PredictOptions:
     pixel_size: float | None = None
     class_prior: bool = True
     suggest: int = 0
+    boundary_lines: str | int | None = None
 
     def __post_init__(self):
         check_pixel_size(self.pixel_size)
@@ -136,6 +142,8 @@ class PredictJob(Job):
                                             min_region_area=min_area,
                                             **({} if options.class_prior else {"class_prior": None}))
         self.preprocess = bundle.preprocess_for(options.info_band)
+        self.boundary_class = None if options.boundary_lines is None else resolve_class(
+            options.boundary_lines, bundle.class_names, "the class drawn as boundary lines")
         self.plans = plan_outputs(output, [s.name for s in self.sources]) if output is not None else None
 
     def _model(self):
@@ -199,8 +207,8 @@ class PredictJob(Job):
         try:
             image = source.load()
             warning = nonfinite_warning(source.name, image)
-            prediction = predict_image(model, image, self.preprocess, self.config, self.device,
-                                       pixel_size=pixel_size)
+            prediction = predict_image(model, image, self.preprocess, self.config_for(pixel_size),
+                                       self.device, pixel_size=pixel_size)
             rows = phase_rows(Path(source.name).name if source.path else source.name,
                               prediction.labels, self.bundle.class_names,
                               str(source.path or ""), pixel_size)
@@ -227,6 +235,16 @@ class PredictJob(Job):
         message = f"predicted {source.name} ({i + 1} of {n})" + (f"; {warning}" if warning else "")
         return JobEvent(EventKind.RESULT, (i + 1) / n, name=source.name, prediction=prediction,
                         result=regions, warnings=warnings, message=message)
+
+    def config_for(self, pixel_size: float | None):
+        """Return the prediction config for an image of ``pixel_size`` µm: with the boundary
+        lines as wide as the class was painted (3 px when the model does not say)."""
+        if self.boundary_class is None:
+            return self.config
+        width = painted_width(self.bundle.provenance.get("diagnosis"), self.boundary_class,
+                              pixel_size) or DEFAULT_WIDTH
+        return replace(self.config, boundary_lines=BoundaryLinesConfig(
+            self.boundary_class, width=min(max(width, 1.0), 1000.0)))
 
     def _failure(self, exc: Exception, summary: PredictSummary) -> str:
         """Return why an image failed, in one sentence; a full disk ends the run."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .boundary_lines import BoundaryLinesConfig, draw_boundary_lines
 from .checks import check_float, check_int
 from .cleanup import remove_small_regions
 from .device import fast_layout
@@ -32,6 +33,9 @@ class PredictConfig:
     ``min_region_area`` ({class 1..K: pixels of the original image}) gives regions of a class
     smaller than that the class around them (:func:`~napari_matseg.core.cleanup.remove_small_regions`);
     off by default.
+
+    ``boundary_lines`` draws a grain-boundary class as a closed network of thin lines
+    (:mod:`~napari_matseg.core.boundary_lines`) instead of its most likely pixels; off by default.
     """
 
     tile: int = 1024
@@ -42,6 +46,7 @@ class PredictConfig:
     class_prior: tuple[float, ...] | None = None
     prior_power: float = 0.5
     min_region_area: dict[int, int] | None = field(default=None, hash=False)
+    boundary_lines: BoundaryLinesConfig | None = None
 
     def __post_init__(self):
         check_int("the tile size", self.tile, 32, 16384)
@@ -57,6 +62,9 @@ class PredictConfig:
             for cls, area in self.min_region_area.items():
                 check_int("a class number", cls, 1)
                 check_int("a minimum region area", area, 0)
+        if self.boundary_lines is not None and not isinstance(self.boundary_lines, BoundaryLinesConfig):
+            raise InputError("the boundary lines must be a BoundaryLinesConfig or None, "
+                             f"got {self.boundary_lines!r}")
 
     def class_weights(self, num_classes: int) -> np.ndarray | None:
         """Return the per-class factors applied to the probabilities, or None (no re-weighting)."""
@@ -210,7 +218,9 @@ def predict_prepared(model, prepared: PreparedImage, config: PredictConfig | Non
                      progress: Callable[[int, int], None] | None = None) -> Prediction:
     """Return the :class:`Prediction` for an already prepared image, mapped to its original size."""
     config = config or PredictConfig()
-    classes, probs, unc = predict_tiled(model, prepared.pixels, config, device, progress)
+    lines = config.boundary_lines
+    tiled = replace(config, keep_probabilities=True) if lines is not None else config
+    classes, probs, unc = predict_tiled(model, prepared.pixels, tiled, device, progress)
     rows, width = prepared.content_rows, prepared.original_shape[1]
     if classes.shape != (rows, width):
         if probs is not None:
@@ -219,6 +229,10 @@ def predict_prepared(model, prepared: PreparedImage, config: PredictConfig | Non
         else:
             classes = resize_to(classes, (rows, width), "nearest")
         unc = resize_to(unc, (rows, width), "bilinear")
+    if lines is not None:
+        classes = (draw_boundary_lines(probs, lines) - 1).astype(classes.dtype)
+        if not config.keep_probabilities:
+            probs = None
     full_h = prepared.original_shape[0]
     labels = np.zeros((full_h, width), classes.dtype)
     labels[:rows] = classes + 1

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtWidgets import (QCheckBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
+from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
                             QLineEdit, QMessageBox, QPushButton, QWidget)
 
 from .. import api
@@ -22,6 +22,8 @@ from .phase_table import PhaseTable
 from .scrolling import scrolling_layout
 from .session import ModelEntry, registry_for
 from .train_widget import result_name
+
+AS_PREDICTED = "as predicted"
 
 
 class PredictInspectWidget(QWidget):
@@ -53,6 +55,12 @@ class PredictInspectWidget(QWidget):
         self.cancel_button = self.job.stop_button
         self.cancel_button.setText("Cancel")
         self.folder_button = QPushButton("Predict a folder…")
+        self.boundary_lines = QComboBox()
+        self.boundary_lines.setToolTip(
+            "Draw this class as a closed network of lines as wide as it was painted, not as the "
+            "band the network predicts.\nFor grain boundaries whose grain size you will measure: "
+            "grains that a wide band swallows come back (docs/user-guide.md).\nA class named "
+            "'…boundar…' is chosen for you; pick 'as predicted' to keep the band.")
         self.adapt_check = QCheckBox("adapt the model to the folder first")
         self.adapt_check.setToolTip(
             f"Before predicting a folder, continue training the model on its strokes while it "
@@ -77,6 +85,7 @@ class PredictInspectWidget(QWidget):
         form.addRow(self.tta)
         form.addRow(self.band_check)
         form.addRow("min region (px)", self.min_area)
+        form.addRow("boundaries as lines", self.boundary_lines)
         form.addRow(self.adapt_check)
         layout, footer = scrolling_layout(self)
         layout.addWidget(model_box)
@@ -101,6 +110,7 @@ class PredictInspectWidget(QWidget):
         self.table.class_selected.connect(self.highlight_class)
         self.registry.current_changed.connect(self._current_model_changed)
         self.model_combo.currentTextChanged.connect(lambda _name: self._offer_adapting())
+        self.model_combo.currentTextChanged.connect(lambda _name: self._refresh_boundary_classes())
         events = self.viewer.layers.events
         for ev in (events.inserted, events.removed):
             ev.connect(self._refresh_images)
@@ -109,6 +119,7 @@ class PredictInspectWidget(QWidget):
         if self.registry.current is not None:
             self._current_model_changed(self.registry.current)
         self._offer_adapting()
+        self._refresh_boundary_classes()
 
     @property
     def worker(self):
@@ -126,6 +137,20 @@ class PredictInspectWidget(QWidget):
         if not can:
             self.adapt_check.setChecked(False)
 
+    def _refresh_boundary_classes(self) -> None:
+        """List the model's classes to draw as lines: the user's choice is kept while the model
+        has that class, else a class whose name says boundary is chosen, else none."""
+        bundle = self.bundle()
+        names = list(bundle.class_names) if bundle is not None else []
+        chosen = self.boundary_lines.currentText() if self.boundary_lines.currentIndex() > 0 else None
+        if chosen not in names:
+            chosen = next((n for n in names if "boundar" in n.lower()), None)
+        self.boundary_lines.blockSignals(True)
+        self.boundary_lines.clear()
+        self.boundary_lines.addItems([AS_PREDICTED, *names])
+        self.boundary_lines.setCurrentIndex(names.index(chosen) + 1 if chosen else 0)
+        self.boundary_lines.blockSignals(False)
+
     def _refresh_images(self, *_) -> None:
         """List the image layers; a newly opened one is ticked, the user's unticks are kept."""
         self.images.set_items([layer.name for layer in micrograph_layers(self.viewer)])
@@ -140,7 +165,9 @@ class PredictInspectWidget(QWidget):
     def options(self) -> api.PredictOptions:
         return api.PredictOptions(tta=self.tta.isChecked(),
                                   min_region_area=self.min_area.text().strip() or None,
-                                  info_band=AS_TRAINED if self.band_check.isChecked() else 0)
+                                  info_band=AS_TRAINED if self.band_check.isChecked() else 0,
+                                  boundary_lines=(self.boundary_lines.currentText()
+                                                  if self.boundary_lines.currentIndex() > 0 else None))
 
     def _start(self, sources, output: api.OutputFolder | None = None):
         bundle = self.bundle()

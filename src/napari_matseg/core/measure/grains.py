@@ -78,7 +78,8 @@ def wide_lines_doubt(grains: GrainSize, painted_width: float | None,
         return ""
     return (f"the boundaries are predicted {width:.0f} px wide where they were painted "
             f"{painted_width:.0f} px wide: grains inside the bands are lost, so G may come out "
-            "too small")
+            "too small; predict with the class drawn as lines ('boundaries as lines', "
+            "'matseg predict --boundary-lines')")
 
 
 def _crossings(line: np.ndarray) -> tuple[int, list[int]]:
