@@ -21,6 +21,7 @@ classifier's noisy ones (a random forest) have many shallow minima and come out 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,10 +75,12 @@ def watershed_lines(probability: np.ndarray, depth: float = DEFAULT_DEPTH,
 
 
 def widen(lines: np.ndarray, width: float) -> np.ndarray:
-    """Return ``lines`` drawn ``width`` px wide (pixels within (width - 1) / 2 of a line)."""
-    if width <= 1 or not lines.any():
+    """Return ``lines`` drawn about ``width`` px wide: the pixels within the radius
+    (width - 1) / 2, rounded to whole pixels, of a line (2.9 px strokes give 3-px lines)."""
+    radius = math.floor((width - 1) / 2 + 0.5)
+    if radius < 1 or not lines.any():
         return lines
-    return ndimage.distance_transform_edt(~lines) <= (width - 1) / 2
+    return ndimage.distance_transform_edt(~lines) <= radius
 
 
 def draw_boundary_lines(probabilities: np.ndarray, config: BoundaryLinesConfig) -> np.ndarray:
