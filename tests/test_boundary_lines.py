@@ -45,9 +45,9 @@ def test_lines_give_back_the_grains_a_wide_predicted_band_swallows(seed):
 def test_lines_are_as_wide_as_asked_and_closed():
     truth = voronoi_grains((200, 200), 40, seed=4)
     p = _banded_probability(truth, 4)
-    for width in (1, 2.87, 3, 5):
+    for width, drawn in ((1, 1), (2, 1), (2.87, 3), (3, 3), (4, 3), (5, 5)):
         labels = draw_boundary_lines(np.stack([1 - p, p]), BoundaryLinesConfig(2, width=width))
-        assert mean_line_width(labels == 2) == pytest.approx(round(width), abs=0.6)
+        assert mean_line_width(labels == 2) == pytest.approx(drawn, abs=0.6)
     def grains(mask):
         parts, count = ndimage.label(mask)
         return int((np.bincount(parts.ravel())[1:] >= 10).sum())
@@ -128,12 +128,38 @@ def test_the_api_draws_a_named_class_as_wide_as_it_was_painted(trained, microgra
     job = api.predict(trained, [("m", image)], api.PredictOptions(boundary_lines="boundary"))
     assert job.config_for(None).boundary_lines == BoundaryLinesConfig(3, width=painted)
     assert job.config_for(None).boundary_lines.width == pytest.approx(painted)
-    pixel_size = diagnosis.get("stroke_pixel_size")
-    if pixel_size:
-        assert job.config_for(pixel_size / 2).boundary_lines.width == pytest.approx(2 * painted)
-    result = [e for e in job.run() if e.kind is api.EventKind.RESULT][0].prediction
-    if (result.labels == 3).any():
-        assert mean_line_width(result.labels == 3) == pytest.approx(painted, abs=1)
+    diagnosis["stroke_pixel_size"] = 0.1
+    assert job.config_for(0.05).boundary_lines.width == pytest.approx(2 * painted)
+    for bogus in (1e6, -2, "wide", None):
+        diagnosis["stroke_width_px"]["3"] = bogus
+        assert 1 <= job.config_for(None).boundary_lines.width <= 25
     assert api.predict(trained, [("m", image)]).config_for(None).boundary_lines is None
     with pytest.raises(InputError, match="no class 'grain boundary'"):
         api.predict(trained, [("m", image)], api.PredictOptions(boundary_lines="grain boundary"))
+    for bad in ("³", True, 0, 4):
+        with pytest.raises(InputError):
+            api.predict(trained, [("m", image)], api.PredictOptions(boundary_lines=bad))
+
+
+def test_lines_on_a_banded_image_at_half_scale_stay_in_the_content_rows(trained, micrograph):
+    from dataclasses import replace
+
+    image, _ = micrograph
+    bundle = trained.to_bundle(["matrix", "lamellar", "boundary"])
+    bundle.preprocess = replace(bundle.preprocess, scale=0.5)
+    banded = np.concatenate([image, np.full((20, image.shape[1]), 255, image.dtype)])
+    options = api.PredictOptions(boundary_lines="boundary", info_band=20)
+    job = api.predict(bundle, [("m", banded)], options, keep_probabilities=True)
+    result = [e for e in job.run() if e.kind is api.EventKind.RESULT][0].prediction
+    assert result.labels.shape == banded.shape
+    assert (result.labels[-20:] == 0).all() and (result.labels[:-20] > 0).all()
+    assert result.probabilities.shape == (3, *banded.shape)
+    expected = draw_boundary_lines(result.probabilities[:, :-20], job.config_for(None).boundary_lines)
+    np.testing.assert_array_equal(result.labels[:-20], expected)
+
+
+def test_probabilities_that_are_not_numbers_give_no_line_and_no_crash():
+    p = np.full((64, 64), 0.2, np.float32)
+    p[20:40, 20:40] = np.nan
+    labels = draw_boundary_lines(np.stack([1 - p, p]), BoundaryLinesConfig(2))
+    assert labels.shape == p.shape and set(np.unique(labels)) <= {1, 2}

@@ -719,7 +719,27 @@ def test_the_predict_dock_draws_a_boundary_class_as_lines(make_napari_viewer, tr
     assert predict.boundary_lines.currentText() == AS_PREDICTED
     assert predict.options().boundary_lines is None
     predict.models.select("grains.matseg")
-    assert predict.boundary_lines.currentText() == "Grain boundary"
-    predict.boundary_lines.setCurrentText("twin")
-    predict.models.select("grains.matseg")
-    assert predict.options().boundary_lines == "twin"
+    assert predict.options().boundary_lines == "twin"  # the user's pick, back with its class
+
+
+def test_the_predict_dock_keeps_as_predicted_and_follows_a_model_replaced_by_name(
+        make_napari_viewer, trained):
+    from napari_matseg.widgets.predict_widget import AS_PREDICTED, PredictInspectWidget
+    from napari_matseg.widgets.session import ModelEntry
+
+    viewer = make_napari_viewer()
+    predict = PredictInspectWidget(viewer)
+    registry = predict.registry
+    registry.add(ModelEntry("trained on img", trained.to_bundle(["grain", "twin", "other"])),
+                 make_current=True)
+    assert predict.options().boundary_lines is None
+    registry.add(ModelEntry("trained on img", trained.to_bundle(["grain", "twin", "grain boundary"])),
+                 make_current=True)
+    items = [predict.boundary_lines.itemText(i) for i in range(predict.boundary_lines.count())]
+    assert items == [AS_PREDICTED, "grain", "twin", "grain boundary"]
+    assert predict.options().boundary_lines == "grain boundary"
+    predict.boundary_lines.setCurrentText(AS_PREDICTED)
+    registry.add(ModelEntry("adapted", trained.to_bundle(["grain", "twin", "grain boundary"])),
+                 make_current=True)
+    assert predict.model_combo.currentText() == "adapted"
+    assert predict.options().boundary_lines is None

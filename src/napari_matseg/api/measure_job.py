@@ -57,7 +57,10 @@ class LabelSource:
 
 def resolve_class(spec, class_names: list[str], what: str) -> int:
     """Return the class number (1..K) that ``spec`` names (a class name or a number)."""
-    if isinstance(spec, (int, np.integer)) or (isinstance(spec, str) and spec.strip().isdigit()):
+    if isinstance(spec, bool):
+        raise InputError(f"{what}: give a class name or number, not {spec!r}")
+    if isinstance(spec, (int, np.integer)) or (isinstance(spec, str) and spec.strip().isascii()
+                                               and spec.strip().isdigit()):
         number = int(spec)
         if not 1 <= number <= len(class_names):
             raise InputError(f"{what}: no class {number} (classes 1..{len(class_names)}: "

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..core.atomic import atomic_write, is_disk_full
-from ..core.boundary_lines import DEFAULT_WIDTH, BoundaryLinesConfig
+from ..core.boundary_lines import DEFAULT_WIDTH, MAX_PAINTED_WIDTH, BoundaryLinesConfig
 from ..core.bundle import AS_TRAINED, ModelBundle, load_bundle
 from ..core.checks import check_int
 from ..core.cleanup import parse_min_area
@@ -238,13 +238,14 @@ class PredictJob(Job):
 
     def config_for(self, pixel_size: float | None):
         """Return the prediction config for an image of ``pixel_size`` µm: with the boundary
-        lines as wide as the class was painted (3 px when the model does not say)."""
+        lines as wide as the class was painted (3 px when the model does not say, at most
+        25 px)."""
         if self.boundary_class is None:
             return self.config
         width = painted_width(self.bundle.provenance.get("diagnosis"), self.boundary_class,
                               pixel_size) or DEFAULT_WIDTH
         return replace(self.config, boundary_lines=BoundaryLinesConfig(
-            self.boundary_class, width=min(max(width, 1.0), 1000.0)))
+            self.boundary_class, width=min(max(width, 1.0), MAX_PAINTED_WIDTH)))
 
     def _failure(self, exc: Exception, summary: PredictSummary) -> str:
         """Return why an image failed, in one sentence; a full disk ends the run."""

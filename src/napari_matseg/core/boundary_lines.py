@@ -31,6 +31,7 @@ from .checks import check_float, check_int
 
 DEFAULT_DEPTH = 0.02
 DEFAULT_WIDTH = 3.0
+MAX_PAINTED_WIDTH = 25.0  # wider "lines" are blobs or a bad self-check, not a painted boundary
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def watershed_lines(probability: np.ndarray, depth: float = DEFAULT_DEPTH,
     from skimage.morphology import h_minima
     from skimage.segmentation import watershed
 
-    p = np.asarray(probability, np.float32)
+    p = np.nan_to_num(np.asarray(probability, np.float32), nan=0.0, posinf=1.0, neginf=0.0)
     if smoothing > 0:
         p = ndimage.gaussian_filter(p, smoothing)
     seeds, count = ndimage.label(h_minima(p, depth))
@@ -75,9 +76,10 @@ def watershed_lines(probability: np.ndarray, depth: float = DEFAULT_DEPTH,
 
 
 def widen(lines: np.ndarray, width: float) -> np.ndarray:
-    """Return ``lines`` drawn about ``width`` px wide: the pixels within the radius
-    (width - 1) / 2, rounded to whole pixels, of a line (2.9 px strokes give 3-px lines)."""
-    radius = math.floor((width - 1) / 2 + 0.5)
+    """Return ``lines`` drawn ``width`` px wide, rounded to the nearest odd width (ties to the
+    thinner): the pixels within a whole-pixel radius of a line; 2.9-px strokes give 3-px lines,
+    2- and 4-px strokes 1- and 3-px lines."""
+    radius = math.ceil((width - 1) / 2 - 0.5)
     if radius < 1 or not lines.any():
         return lines
     return ndimage.distance_transform_edt(~lines) <= radius
@@ -93,9 +95,15 @@ def draw_boundary_lines(probabilities: np.ndarray, config: BoundaryLinesConfig) 
     b = config.boundary_class - 1
     if not 0 <= b < k:
         raise ValueError(f"boundary class {config.boundary_class} of a {k}-class prediction")
-    others = probabilities.copy()
-    others[b] = -np.inf
-    labels = (others.argmax(axis=0) + 1).astype(np.uint8 if k < 256 else np.uint16)
+    labels = np.zeros(probabilities.shape[1:], np.uint8 if k < 256 else np.uint16)
+    best = np.full(probabilities.shape[1:], -np.inf, np.float32)
+    for c in range(k):
+        if c == b:
+            continue
+        p = np.nan_to_num(probabilities[c], nan=-1.0)
+        better = p > best
+        labels[better] = c + 1
+        best = np.maximum(best, p, out=best)
     lines = widen(watershed_lines(probabilities[b], config.depth, config.smoothing), config.width)
     labels[lines] = config.boundary_class
     return labels

@@ -56,6 +56,7 @@ class PredictInspectWidget(QWidget):
         self.cancel_button.setText("Cancel")
         self.folder_button = QPushButton("Predict a folder…")
         self.boundary_lines = QComboBox()
+        self._lines_choice: str | None = None  # what the user picked there; None: not yet
         self.boundary_lines.setToolTip(
             "Draw this class as a closed network of lines as wide as it was painted, not as the "
             "band the network predicts.\nFor grain boundaries whose grain size you will measure: "
@@ -111,6 +112,8 @@ class PredictInspectWidget(QWidget):
         self.registry.current_changed.connect(self._current_model_changed)
         self.model_combo.currentTextChanged.connect(lambda _name: self._offer_adapting())
         self.model_combo.currentTextChanged.connect(lambda _name: self._refresh_boundary_classes())
+        self.registry.changed.connect(self._refresh_boundary_classes)
+        self.boundary_lines.currentIndexChanged.connect(self._lines_chosen)
         events = self.viewer.layers.events
         for ev in (events.inserted, events.removed):
             ev.connect(self._refresh_images)
@@ -137,18 +140,22 @@ class PredictInspectWidget(QWidget):
         if not can:
             self.adapt_check.setChecked(False)
 
+    def _lines_chosen(self, _index: int) -> None:
+        self._lines_choice = self.boundary_lines.currentText()
+
     def _refresh_boundary_classes(self) -> None:
-        """List the model's classes to draw as lines: the user's choice is kept while the model
-        has that class, else a class whose name says boundary is chosen, else none."""
+        """List the current model's classes to draw as lines: the user's pick is kept ('as
+        predicted', or a class the model has), else a class whose name says boundary is chosen,
+        else none."""
         bundle = self.bundle()
         names = list(bundle.class_names) if bundle is not None else []
-        chosen = self.boundary_lines.currentText() if self.boundary_lines.currentIndex() > 0 else None
-        if chosen not in names:
+        chosen = self._lines_choice
+        if chosen != AS_PREDICTED and chosen not in names:
             chosen = next((n for n in names if "boundar" in n.lower()), None)
         self.boundary_lines.blockSignals(True)
         self.boundary_lines.clear()
         self.boundary_lines.addItems([AS_PREDICTED, *names])
-        self.boundary_lines.setCurrentIndex(names.index(chosen) + 1 if chosen else 0)
+        self.boundary_lines.setCurrentIndex(names.index(chosen) + 1 if chosen in names else 0)
         self.boundary_lines.blockSignals(False)
 
     def _refresh_images(self, *_) -> None:
