@@ -72,3 +72,44 @@ def test_a_warm_start_counts_the_steps_its_model_had(trained, micrograph, scribb
                       config=replace(config, budget=Budget(2)), steps_before=500)  # no model given: nothing to continue, so not counted
     fresh.train()
     assert any("trained only 2 steps" in w for w in fresh.diagnose().warnings)
+
+
+def test_a_class_of_the_training_image_that_a_prediction_loses_is_named():
+    from napari_matseg.core.diagnosis import missing_classes
+
+    labels = np.ones((50, 50), np.uint8)
+    labels[:, :20] = 3
+    labels[0, 0] = 2  # 0.04 %: lost
+    notes = missing_classes(labels, [0.5, 0.32, 0.18], ["matrix", "secondary", "tertiary"])
+    assert len(notes) == 1 and "'secondary' covered 32% of the training image but 0.0%" in notes[0]
+    assert missing_classes(labels, [0.5, 0.32, 0.18], skip=(2,)) == []
+    assert missing_classes(labels, [0.9, 0.05, 0.05]) == []  # a rare phase may be absent
+    assert missing_classes(labels, None) == []
+    assert missing_classes(np.zeros((5, 5), np.uint8), [0.5, 0.5]) == []
+
+
+def test_prediction_warns_when_it_loses_a_class_of_the_training_image(trained, micrograph,
+                                                                   monkeypatch):
+    import napari_matseg.api.predict_job as predict_job
+    from napari_matseg import api
+    from napari_matseg.core.predict import Prediction
+
+    image, _ = micrograph
+    bundle = trained.to_bundle(["smooth", "lamellar", "speckled"])
+    bundle.class_prior = [0.5, 0.3, 0.2]
+    plain = [e for e in api.predict(bundle, [("m", image)]).run() if e.kind is api.EventKind.RESULT]
+    assert plain[0].warnings == () and len(set(np.unique(plain[0].prediction.labels))) == 3
+
+    def one_class(model, image, *args, **kwargs):
+        labels = np.ones(image.shape[:2], np.uint8)
+        labels[-4:] = 0  # an information band: not counted
+        labels[0, :3] = 3
+        return Prediction(labels, None, np.zeros(image.shape[:2], np.float32), image.shape[0] - 4)
+
+    monkeypatch.setattr(predict_job, "predict_image", one_class)
+    job = api.predict(bundle, [("flat", image)])
+    events = [e for e in job.run()]
+    result = [e for e in events if e.kind is api.EventKind.RESULT][0]
+    assert [w.split(" covered")[0] for w in result.warnings] == ["flat: 'lamellar'", "flat: 'speckled'"]
+    assert "'lamellar' covered 30% of the training image but 0.0% of this one" in result.message
+    assert len(events[-1].warnings) == 2  # the run's summary carries them to the dock

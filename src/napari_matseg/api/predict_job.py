@@ -16,6 +16,7 @@ from ..core.boundary_lines import DEFAULT_WIDTH, MAX_PAINTED_WIDTH, BoundaryLine
 from ..core.bundle import AS_TRAINED, ModelBundle, load_bundle
 from ..core.checks import check_int
 from ..core.cleanup import parse_min_area
+from ..core.diagnosis import missing_classes
 from ..core.errors import InputError, MatsegError
 from ..core.guidance import regions_to_paint
 from ..core.imageio import nonfinite_warning, read_image, to_grey, write_labels
@@ -230,9 +231,13 @@ class PredictJob(Job):
                                        top=self.options.suggest)
         summary.predicted += 1
         summary.rows += rows
-        warnings = (warning,) if warning else ()
+        notes = missing_classes(prediction.labels[:prediction.content_rows], self.bundle.class_prior,
+                                self.bundle.class_names,
+                                skip=(self.boundary_class,) if self.boundary_class else ())
+        warnings = ((warning,) if warning else ()) + tuple(f"{source.name}: {n}" for n in notes)
         summary.warnings += warnings
-        message = f"predicted {source.name} ({i + 1} of {n})" + (f"; {warning}" if warning else "")
+        message = f"predicted {source.name} ({i + 1} of {n})" + "".join(
+            f"; {text}" for text in ((warning,) if warning else ()) + tuple(notes))
         return JobEvent(EventKind.RESULT, (i + 1) / n, name=source.name, prediction=prediction,
                         result=regions, warnings=warnings, message=message)
 
