@@ -231,13 +231,13 @@ class PredictJob(Job):
                                        top=self.options.suggest)
         summary.predicted += 1
         summary.rows += rows
-        notes = missing_classes(prediction.labels[:prediction.content_rows], self.bundle.class_prior,
-                                self.bundle.class_names,
-                                skip=(self.boundary_class,) if self.boundary_class else ())
-        warnings = ((warning,) if warning else ()) + tuple(f"{source.name}: {n}" for n in notes)
+        lost = missing_classes(prediction.labels[:prediction.content_rows], self.bundle.class_prior,
+                               self.bundle.class_names,
+                               skip=(self.boundary_class,) if self.boundary_class else ())
+        warnings = ((warning,) if warning else ()) + tuple(f"{source.name}: {text}" for text in lost)
         summary.warnings += warnings
-        message = f"predicted {source.name} ({i + 1} of {n})" + "".join(
-            f"; {text}" for text in ((warning,) if warning else ()) + tuple(notes))
+        message = "; ".join([f"predicted {source.name} ({i + 1} of {n})",
+                             *([warning] if warning else []), *lost])
         return JobEvent(EventKind.RESULT, (i + 1) / n, name=source.name, prediction=prediction,
                         result=regions, warnings=warnings, message=message)
 
