@@ -33,6 +33,7 @@ def test_finetuning_from_strokes_segments_the_image(micrograph, scribbles, fast_
     after = _miou(model, tuner.preprocess, image, truth)
     assert after >= 0.6, f"mIoU {after:.2f} after fine-tuning (before {before:.2f})"
     assert after > before + 0.2
+    assert model.config.decoder_activation == "leaky_relu"  # the default start's decoder
 
 
 def test_events_report_progress_and_previews(micrograph, scribbles, fast_config):

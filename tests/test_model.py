@@ -114,6 +114,9 @@ def test_decoder_activation_is_built_and_saved_and_old_configs_keep_relu():
     assert ModelConfig.from_dict(leaky.config.to_dict()).decoder_activation == "leaky_relu"
     old = {k: v for k, v in ModelConfig().to_dict().items() if k != "decoder_activation"}
     assert ModelConfig.from_dict(old).decoder_activation == "relu"
+    assert ModelConfig().decoder_activation == "leaky_relu"  # the default since NASA lost a phase
+    default, _ = build_model(ModelConfig(num_classes=3), encoder_weights=None)
+    assert kinds(default) == {torch.nn.LeakyReLU}
     with pytest.raises(InputError, match="decoder activation"):
         ModelConfig(decoder_activation="gelu")
 

@@ -261,6 +261,9 @@ def test_a_pretrained_start_hands_over_the_encoder_and_on_request_the_decoder(po
     conv = [k for k in ours if k.endswith("weight") and ours[k].ndim == 4]
     assert not any(torch.equal(fresh.decoder.state_dict()[k], ours[k]) for k in conv)
     assert bundle.model.config.num_classes != 4  # the bundle itself is untouched
+    acts = lambda m: {type(x) for x in m.decoder.modules() if isinstance(x, (torch.nn.ReLU, torch.nn.LeakyReLU))}
+    assert bundle.model.config.decoder_activation == "relu" and acts(kept) == {torch.nn.ReLU}
+    assert fresh.config.decoder_activation == "leaky_relu" and acts(fresh) == {torch.nn.LeakyReLU}
 
 
 def test_pscl_without_scribbles_is_a_clear_error(pool):

@@ -28,7 +28,7 @@ from .errors import InputError
 from .imageio import to_grey
 from .infoband import content_rows
 from .linewidth import class_line_widths
-from .model import ModelConfig, SegmentationModel, build_model
+from .model import DEFAULT_DECODER_ACTIVATION, ModelConfig, SegmentationModel, build_model
 from .predict import PredictConfig, predict_tiled
 from .preprocess import (PreparedImage, PreprocessConfig, auto_scale, check_pixel_size, labels_like,
                          prepare_image, resize_to)
@@ -187,7 +187,8 @@ def start_from_pretrained(bundle: "ModelBundle", num_classes: int,
 
     Only the encoder transfers by default, as MatSSL's authors do it: handing over PSCL's and
     SMS's decoders cost about 5 mIoU points on the MetalDAM stroke benchmark against a fresh
-    decoder (docs/pretraining.md).
+    decoder (docs/pretraining.md). A fresh decoder has today's default activation, whatever the
+    pretraining's decoder used.
     """
     if bundle.kind != "pretrained":
         raise InputError("this bundle is a trained segmentation model, not a pretrained start; "
@@ -196,7 +197,8 @@ def start_from_pretrained(bundle: "ModelBundle", num_classes: int,
         model = copy.deepcopy(bundle.model)
         model.replace_head(num_classes)
         return model
-    config = replace(bundle.model.config, num_classes=num_classes)
+    config = replace(bundle.model.config, num_classes=num_classes,
+                     decoder_activation=DEFAULT_DECODER_ACTIVATION)
     return SegmentationModel(config, copy.deepcopy(bundle.model.encoder))
 
 

@@ -14,6 +14,7 @@ from .errors import InputError
 
 MAX_CLASSES = 64
 DECODER_ACTIVATIONS = ("relu", "leaky_relu")
+DEFAULT_DECODER_ACTIVATION = "leaky_relu"
 LEAKY_SLOPE = 0.1
 
 
@@ -25,9 +26,11 @@ class ModelConfig:
     encoder's weights expect as 0 and 1 after standardisation; :func:`build_model` fills them in
     from where the weights came from (bundles older than these fields used 0.449 / 0.226).
 
-    ``decoder_activation`` is ``"relu"`` or ``"leaky_relu"`` (slope 0.1): a leaky unit keeps a
-    gradient where a plain one is zero on every pixel of a region, such as a near-uniform dark void,
-    so a class painted only there can still be learned (bundles older than this field use ReLU).
+    ``decoder_activation`` is ``"leaky_relu"`` (slope 0.1, the default) or ``"relu"``. A leaky
+    unit keeps a gradient where a plain one is zero on every pixel of a region. With ReLU, the
+    last block's units could all go dark on one phase (a MetalDAM void, NASA's secondary γ′),
+    whose probabilities then stayed near uniform and whose class was lost on other micrographs
+    (docs/benchmarks.md). Bundles older than this field load as ReLU.
     """
 
     num_classes: int = 2
@@ -36,7 +39,7 @@ class ModelConfig:
     decoder_channels: tuple[int, ...] = (64, 48, 32, 24, 16)
     input_mean: float | None = None
     input_std: float | None = None
-    decoder_activation: str = "relu"
+    decoder_activation: str = DEFAULT_DECODER_ACTIVATION
 
     def __post_init__(self):
         check_int("the number of classes", self.num_classes, 2, MAX_CLASSES)

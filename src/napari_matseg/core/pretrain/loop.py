@@ -31,6 +31,9 @@ from .pool import MicrographPool
 from .registry import method_spec
 
 DEFAULT_PRETRAIN_BUDGET = Budget(steps=None, max_seconds=600.0)
+# PSCL and SMS train the decoder; docs/pretraining.md measured them with ReLU decoders. A
+# fine-tune starts a fresh decoder (with the default activation) unless asked to keep this one.
+PRETRAIN_DECODER_ACTIVATION = "relu"
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,8 @@ class Pretrainer:
     def _initial_model(self):
         init = self.config.init
         if init in ("imagenet", "random"):
-            mc = ModelConfig(num_classes=2, encoder=self.config.encoder)
+            mc = ModelConfig(num_classes=2, encoder=self.config.encoder,
+                             decoder_activation=PRETRAIN_DECODER_ACTIVATION)
             return build_model(mc, encoder_weights="imagenet" if init == "imagenet" else None)
         from ..bundle import load_bundle
 
