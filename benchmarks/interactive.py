@@ -11,7 +11,8 @@ holding classes 0, 1 and 2. Every round warm-starts from the model of the round 
 napari_matseg.api, with the package's default budgets. The test images are never looked at
 while choosing where to paint.
 
-- round 0: strokes on 1.5 % of A (the stroke protocol of fewshot.py);
+- round 0: strokes on 1.5 % of A (the stroke protocol of fewshot.py; with ``--strokes files``,
+  MetalDAM's fixed strokes of ``MetalDAM/strokes/``, drawn by a simulator that is not ours);
 - round 1: corrective strokes on 0.5 % of A's pixels, inside the regions chosen by the placement;
 - round 2: strokes on 1 % of B's pixels, inside the regions chosen on B with the round-1 model;
 - round 3: corrections on 0.5 % of A's and of B's pixels, chosen with the round-2 model.
@@ -216,8 +217,9 @@ def run_user(data, placements, peers, args, seed):
     every placement; each placement then continues from its own copy of the round-0 model."""
     rows = []
     config = api.FinetuneConfig(seed=seed)
-    strokes0 = {"a": simulate_scribbles(data["a"][2], seed=seed + data["offset"]),
-                "b": np.zeros_like(data["b"][2], np.int64)}
+    first = (fewshot.stroke_file(data["fold"], data["a"][0]) if args.strokes == "files"
+             else simulate_scribbles(data["a"][2], seed=seed + data["offset"]))
+    strokes0 = {"a": first, "b": np.zeros_like(data["b"][2], np.int64)}
     base = Matseg(config, data["classes"], args.continue_steps, args.continue_lr)
     fit_and_score(rows, data, seed, 0, placements[0], base, strokes0)
     for placement in placements[1:]:
@@ -241,7 +243,7 @@ def metaldam_split(fold: int) -> dict:
     split = splits[f"fold{fold}"]
     shots = [n for n in split["train"] if {0, 1, 2} <= set(np.unique(fewshot.metaldam_pair(n)[1]).tolist())]
     a, b = shots[0], shots[1]
-    return {"dataset": "MetalDAM", "split": f"fold{fold}", "offset": fold, "classes": 5,
+    return {"dataset": "MetalDAM", "split": f"fold{fold}", "fold": fold, "offset": fold, "classes": 5,
             "miou_classes": fewshot.METALDAM_MIOU_CLASSES,
             "a": (a, *fewshot.metaldam_pair(a)), "b": (b, *fewshot.metaldam_pair(b)),
             "tests": [fewshot.metaldam_pair(n) for n in split["test"]]}
@@ -300,6 +302,9 @@ def main(argv=None):
     p.add_argument("--placements", nargs="+", default=list(PLACEMENTS), choices=PLACEMENTS)
     p.add_argument("--peers", nargs="*", default=["random-forest", "convpaint"],
                    choices=["random-forest", "convpaint"])
+    p.add_argument("--strokes", choices=["simulator", "files"], default="simulator",
+                   help="round 0's strokes on A: the package's simulator, or MetalDAM's fixed "
+                        "stroke files (MetalDAM only; later rounds' corrections are simulated)")
     p.add_argument("--no-nasa", action="store_true")
     p.add_argument("--nasa-only", action="store_true")
     p.add_argument("--continue-steps", type=int, default=None,
@@ -314,6 +319,8 @@ def main(argv=None):
     if args.table_only:
         print_table(summarise(json.loads(args.out.read_text())["runs"]))
         return
+    if args.strokes == "files" and not args.no_nasa:
+        p.error("--strokes files has MetalDAM's strokes only: add --no-nasa")
     torch.set_num_threads(args.threads)
     splits = [] if args.nasa_only else [metaldam_split(f) for f in args.folds]
     if not args.no_nasa:
@@ -327,7 +334,8 @@ def main(argv=None):
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps({
                 "continue_steps": args.continue_steps or api.CONTINUE_STEPS,
-                "first_steps": api.FIRST_FIT_STEPS, "threads": args.threads,
+                "first_steps": api.FIRST_FIT_STEPS, "threads": args.threads, "strokes": args.strokes,
+                "command": "python benchmarks/interactive.py " + " ".join(argv or sys.argv[1:]),
                 "machine": platform.platform(), "summary": table, "runs": rows}, indent=1))
     print_table(summarise(rows))
     print(f"\nwrote {args.out}")

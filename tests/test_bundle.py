@@ -77,6 +77,21 @@ def test_incompatible_weights_and_newer_format(tmp_path, bundle):
         load_bundle(newer)
 
 
+def test_a_leaky_decoder_is_written_as_a_format_older_readers_refuse(tmp_path, bundle):
+    from dataclasses import replace
+
+    from napari_matseg.core.model import SegmentationModel
+
+    assert bundle.model.config.decoder_activation == "leaky_relu"
+    assert read_metadata(bundle.save(tmp_path / "leaky.matseg"))["format_version"] == 2
+    relu = SegmentationModel(replace(bundle.model.config, decoder_activation="relu"), bundle.model.encoder)
+    relu.load_state_dict(bundle.model.state_dict())
+    old_style = ModelBundle(relu, bundle.class_names, bundle.class_colours, bundle.preprocess)
+    path = old_style.save(tmp_path / "relu.matseg")
+    assert read_metadata(path)["format_version"] == 1  # still readable by every release
+    assert load_bundle(path).model.config.decoder_activation == "relu"
+
+
 def test_failed_write_leaves_the_old_file_whole(tmp_path, bundle, monkeypatch):
     path = bundle.save(tmp_path / "m.matseg")
     before = path.read_bytes()

@@ -27,7 +27,10 @@ AS_TRAINED = object()  # predict with the information-band setting the model was
 COLOUR = re.compile(r"^#[0-9a-fA-F]{6}([0-9a-fA-F]{2})?$")
 
 FORMAT = "napari-matseg-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Readers before format 2 drop unknown model fields, so they would rebuild a leaky decoder with
+# ReLU and load its weights without a word; a ReLU model is still written as format 1.
+RELU_FORMAT_VERSION = 1
 BUNDLE_SUFFIX = ".matseg"
 
 DEFAULT_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -105,7 +108,9 @@ class ModelBundle:
     def metadata(self) -> dict:
         from .. import __version__
 
-        return {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": self.kind,
+        version = (RELU_FORMAT_VERSION if self.model.config.decoder_activation == "relu"
+                   else FORMAT_VERSION)
+        return {"format": FORMAT, "format_version": version, "kind": self.kind,
                 "package_version": __version__, "model": self.model.config.to_dict(),
                 "class_names": self.class_names, "class_colours": self.class_colours,
                 "preprocess": self.preprocess.to_dict(), "provenance": self.provenance,

@@ -187,8 +187,8 @@ def start_from_pretrained(bundle: "ModelBundle", num_classes: int,
 
     Only the encoder transfers by default, as MatSSL's authors do it: handing over PSCL's and
     SMS's decoders cost about 5 mIoU points on the MetalDAM stroke benchmark against a fresh
-    decoder (docs/pretraining.md). A fresh decoder has today's default activation, whatever the
-    pretraining's decoder used.
+    decoder (docs/pretraining.md; measured with ReLU decoders on both sides). A fresh decoder has
+    today's default activation (leaky), whatever the pretraining's decoder used.
     """
     if bundle.kind != "pretrained":
         raise InputError("this bundle is a trained segmentation model, not a pretrained start; "

@@ -31,8 +31,9 @@ from .pool import MicrographPool
 from .registry import method_spec
 
 DEFAULT_PRETRAIN_BUDGET = Budget(steps=None, max_seconds=600.0)
-# PSCL and SMS train the decoder; docs/pretraining.md measured them with ReLU decoders. A
-# fine-tune starts a fresh decoder (with the default activation) unless asked to keep this one.
+# PSCL and SMS train the decoder; docs/pretraining.md measured them with ReLU decoders, so a
+# pretraining from ImageNet or random weights builds one (from a bundle, it keeps the bundle's).
+# A fine-tune starts a fresh decoder (with the default activation) unless asked to keep this one.
 PRETRAIN_DECODER_ACTIVATION = "relu"
 
 
