@@ -88,7 +88,7 @@ def _activation(name: str) -> nn.Module:
     return nn.LeakyReLU(LEAKY_SLOPE, inplace=True) if name == "leaky_relu" else nn.ReLU(inplace=True)
 
 
-def _conv_norm_act(cin: int, cout: int, activation: str = DEFAULT_DECODER_ACTIVATION) -> nn.Sequential:
+def _conv_norm_act(cin: int, cout: int, activation: str) -> nn.Sequential:
     """3x3 conv, GroupNorm, activation: GroupNorm behaves the same in training and inference, which
     matters when a few crops of one image are all the batch there is."""
     groups = max(1, min(8, cout // 4))
@@ -99,7 +99,7 @@ def _conv_norm_act(cin: int, cout: int, activation: str = DEFAULT_DECODER_ACTIVA
 class UpBlock(nn.Module):
     """Upsample x2, concatenate the skip connection (if any), two 3x3 convolutions."""
 
-    def __init__(self, cin: int, cskip: int, cout: int, activation: str = DEFAULT_DECODER_ACTIVATION):
+    def __init__(self, cin: int, cskip: int, cout: int, activation: str):
         super().__init__()
         self.convs = nn.Sequential(_conv_norm_act(cin + cskip, cout, activation),
                                    _conv_norm_act(cout, cout, activation))
@@ -116,7 +116,7 @@ class UNetDecoder(nn.Module):
     """U-Net decoder over encoder features at strides 2, 4, ... back to full resolution."""
 
     def __init__(self, encoder_channels: list[int], reductions: list[int],
-                 decoder_channels: tuple[int, ...], activation: str = DEFAULT_DECODER_ACTIVATION):
+                 decoder_channels: tuple[int, ...], activation: str):
         super().__init__()
         skips = list(reversed(encoder_channels[:-1]))
         steps = int(round(torch.log2(torch.tensor(float(reductions[-1]))).item()))
