@@ -46,12 +46,23 @@ import fewshot  # noqa: E402
 
 from napari_matseg import api  # noqa: E402
 from napari_matseg.core.bundle import default_class_names  # noqa: E402
+from napari_matseg.core.diagnosis import classes_made_worse  # noqa: E402
 from napari_matseg.core.guidance import regions_to_paint  # noqa: E402
 from napari_matseg.core.metrics import confusion_matrix, score  # noqa: E402
 from napari_matseg.testing import simulate_corrections, simulate_scribbles  # noqa: E402
 
 ROUNDS = {0: "strokes on A", 1: "corrections on A", 2: "strokes on B", 3: "corrections on A and B"}
 PLACEMENTS = ("error", "uncertainty", "random")
+
+
+def self_check(diagnosis: dict) -> dict:
+    """Return what a round's self-check said: held-out recall per class, the start model's on
+    the same strokes (continued runs), and the classes it names as made worse by the round."""
+    recall = {int(k): v for k, v in (diagnosis.get("recall") or {}).items()}
+    start = {int(k): v for k, v in (diagnosis.get("start_recall") or {}).items()}
+    return {"recall": recall, "start_recall": start,
+            "made_worse": classes_made_worse(recall, start, diagnosis.get("held_out", True),
+                                             diagnosis.get("scored_on_training") or ())}
 
 
 class Matseg:
@@ -79,7 +90,8 @@ class Matseg:
                            default_class_names(self.num_classes), start=self.bundle,
                            budget=budget, config=config, device=self.config.device)
         self.bundle = job.wait()
-        return {k: self.bundle.provenance.get(k) for k in ("steps", "best_step", "stop_reason")}
+        info = {k: self.bundle.provenance.get(k) for k in ("steps", "best_step", "stop_reason")}
+        return {**info, **self_check(self.bundle.provenance.get("diagnosis") or {})}
 
     def predict(self, image):
         """Return (class map 0..K-1, uncertainty)."""
@@ -198,6 +210,8 @@ def score_round(rows, data, seed, rnd, placement, learner, s, info, seconds):
                  "painted_a": float((s["a"] > 0).mean()), "painted_b": float((s["b"] > 0).mean()),
                  "confusion": cm.tolist(), **info})
     steps = f"  {info['steps']} steps (best {info['best_step']})" if "steps" in info else ""
+    if info.get("made_worse"):
+        steps += f"  worse on {info['made_worse']}"
     print(f"  {data['dataset']} {data['split']} seed {seed} round {rnd} {placement:11s} "
           f"{learner.name:13s} test {test_miou:.3f}  A unpainted {own_miou:.3f}  {seconds:.0f} s"
           f"{steps}", flush=True)

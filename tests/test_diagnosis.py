@@ -113,3 +113,42 @@ def test_prediction_warns_when_it_loses_a_class_of_the_training_image(trained, m
     assert [w.split(" covered")[0] for w in result.warnings] == ["flat: 'lamellar'", "flat: 'speckled'"]
     assert "'lamellar' covered 30% of the training image but 0.0% of this one" in result.message
     assert len(events[-1].warnings) == 2  # the run's summary carries them to the dock
+
+
+def test_a_class_a_continued_run_made_worse_is_named_and_doubted():
+    from napari_matseg.api.finetune_job import training_summary
+    from napari_matseg.core.measure.selfcheck import self_check_doubts
+
+    before = {1: 0.85, 2: 0.55, 3: 0.66}
+    d = diagnose_training(240, 100, "budget", {1: 0.62, 2: 0.83, 3: 0.56}, [0.3, 0.5, 0.2],
+                          class_names=NAMES, start_recall=before)
+    worse = [w for w in d.warnings if "got worse in this round" in w]
+    assert len(worse) == 1, "a 10-point dip (MA) is within the noise; 22 points (matrix) is not"
+    assert worse[0].startswith("'matrix' got worse") and "85%" in worse[0] and "62%" in worse[0]
+    assert "go back to the model before this round" in worse[0]
+    assert d.to_dict()["start_recall"] == {"1": 0.85, "2": 0.55, "3": 0.66}
+    assert d.made_worse == [1]
+    summary = training_summary({"steps": 60, "seconds": 30, "stop_reason": "budget"}, 60, d)
+    assert summary.endswith("; worse than before this round on class 1")
+    doubts = self_check_doubts(d.to_dict(), NAMES)
+    assert "got worse in this round" in doubts.about([1]) and not doubts.about([2])
+    on_training = diagnose_training(240, 100, "budget", {1: 0.62, 2: 0.83}, [0.5, 0.5],
+                                    class_names=NAMES, start_recall=before, scored_on_training=[1])
+    assert not any("got worse" in w for w in on_training.warnings), \
+        "recall on training strokes says nothing of what the round did to the class"
+
+
+def test_a_continued_run_compares_its_classes_with_the_start_model(trained, micrograph, scribbles):
+    from napari_matseg.core.finetune import Evaluation
+
+    tuner = Finetuner([AnnotatedImage(micrograph[0], scribbles, info_band=0)],
+                      model=copy.deepcopy(trained.model),
+                      config=replace(trained.config, validation_fraction=0.2), steps_before=60)
+    assert tuner.has_held_out
+    tuner.start_check = Evaluation(0, 0.5, 0.8, {1: 0.9, 2: 0.8, 3: 0.7}, [], [])
+    tuner.check = Evaluation(20, 0.4, 0.85, {1: 0.6, 2: 0.95, 3: 1.0}, [], [])
+    d = tuner.diagnose(NAMES)
+    assert d.start_recall == {1: 0.9, 2: 0.8, 3: 0.7}
+    assert [w for w in d.warnings if "got worse" in w][0].startswith("'matrix' got worse")
+    tuner.check = tuner.start_check
+    assert tuner.diagnose(NAMES).start_recall == {}, "nothing to compare when the start model is kept"

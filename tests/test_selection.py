@@ -190,5 +190,8 @@ def test_a_continued_run_keeps_its_start_model_unless_training_beats_it(trained,
                       config=config, steps_before=60)
     *_, done = tuner.run()
     assert done.reason == "start model kept" and done.best_step == 0
+    assert tuner.check is tuner.start_check and tuner.kept is tuner.start_check, \
+        "the self-check describes the model kept, not the last one trained"
+    assert done.diagnosis.recall == tuner.start_check.recall and done.diagnosis.start_recall == {}
     for key, value in start.state_dict().items():
         assert torch.equal(tuner.model.state_dict()[key].cpu(), value.cpu()), key

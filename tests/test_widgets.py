@@ -404,6 +404,10 @@ def test_a_registered_model_is_unchanged_after_a_continued_run_is_stopped(
     after = registered.bundle.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert train.model_entry.bundle.trained_steps > registered.bundle.trained_steps
+    earlier = train.registry.get(f"{registered.name} (before the last round)")
+    assert earlier is not None and earlier.bundle is registered.bundle, \
+        "the model before a round stays in the list, to go back to when the round made it worse"
+    assert train.model_entry.name == registered.name
 
 
 def test_gui_and_cli_default_budgets_are_the_same(make_napari_viewer):

@@ -221,6 +221,9 @@ def training_summary(provenance: dict, kept_step: int, diagnosis=None) -> str:
                 text += " (the forest does better on these strokes)"
     if diagnosis.collapsed:
         text += "; COLLAPSED: paint more and train again"
+    if diagnosis.made_worse:
+        text += "; worse than before this round on " + ", ".join(
+            f"class {c}" for c in diagnosis.made_worse)
     return text
 
 

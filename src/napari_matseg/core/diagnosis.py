@@ -16,7 +16,9 @@ class DiagnosisThresholds:
     ``vanished_min_strokes`` of that image's painted pixels (a class painted in a dab or two, such
     as rare precipitates, earns a recall warning instead: it is not a collapse). One class has
     swallowed another when it covers more than ``dominant_share`` of an image and takes more than
-    ``swallowed_strokes`` of the other class's strokes on it.
+    ``swallowed_strokes`` of the other class's strokes on it. A continued run has made a class
+    worse when the model it started from got more than ``max_recall_drop`` more of that class's
+    held-out strokes right than the new model does.
     """
 
     min_recall: float = 0.5
@@ -25,6 +27,7 @@ class DiagnosisThresholds:
     vanished_min_strokes: float = 0.05
     dominant_share: float = 2 / 3
     swallowed_strokes: float = 0.5
+    max_recall_drop: float = 0.15
 
 
 @dataclass
@@ -37,7 +40,9 @@ class TrainingDiagnosis:
     own training image. ``warnings`` says, in plain words, what looks unreliable.
     ``stroke_width_px`` is how wide each class was painted (the mean line width of its strokes,
     in pixels of the first training image, whose µm per pixel is ``stroke_pixel_size`` when it
-    was given), which a measurement compares with the prediction.
+    was given), which a measurement compares with the prediction. ``start_recall`` is, for a
+    continued run, the recall per class of the model it started from on the same held-out
+    strokes (empty otherwise), so that a class the new strokes made worse is named.
     """
 
     steps: int
@@ -51,6 +56,7 @@ class TrainingDiagnosis:
     forest_accuracy: float | None = None
     stroke_width_px: dict[int, float] = field(default_factory=dict)
     stroke_pixel_size: float | None = None
+    start_recall: dict[int, float] = field(default_factory=dict)
 
     @property
     def collapsed(self) -> bool:
@@ -64,12 +70,19 @@ class TrainingDiagnosis:
                 and self.forest_accuracy > self.network_accuracy)
 
     @property
+    def made_worse(self) -> list[int]:
+        """The classes (1..K) a continued run made worse (see :func:`classes_made_worse`)."""
+        return classes_made_worse(self.recall, self.start_recall, self.held_out,
+                                  self.scored_on_training)
+
+    @property
     def ok(self) -> bool:
         return not self.warnings
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["recall"] = {str(k): round(v, 4) for k, v in self.recall.items()}
+        d["start_recall"] = {str(k): round(v, 4) for k, v in self.start_recall.items()}
         d["stroke_width_px"] = {str(k): v for k, v in self.stroke_width_px.items()}
         for key in ("network_accuracy", "forest_accuracy"):
             if d[key] is not None:
@@ -148,6 +161,19 @@ def missing_classes(labels: np.ndarray, class_prior, class_names: list[str] | No
             if c not in skip and prior[c - 1] >= min_prior and shares[c - 1] < max_share]
 
 
+def classes_made_worse(recall: dict[int, float], start_recall: dict[int, float] | None,
+                       held_out: bool = True, scored_on_training=(),
+                       max_drop: float = DiagnosisThresholds.max_recall_drop) -> list[int]:
+    """Return the classes (1..K) whose held-out recall fell by more than ``max_drop`` from
+    ``start_recall`` (the model a continued run started from, on the same held-out strokes) to
+    ``recall``: what a correction round traded away. Recall on training strokes (no held-out
+    strokes, or a class in ``scored_on_training``) says nothing of that, so none then."""
+    if not held_out or not start_recall:
+        return []
+    return [c for c, before in sorted(start_recall.items())
+            if c not in scored_on_training and c in recall and before - recall[c] > max_drop]
+
+
 def diagnose_training(steps: int, min_steps: int, stop_reason: str, recall: dict[int, float],
                       image_fractions: list[float], held_out: bool = True,
                       class_names: list[str] | None = None,
@@ -158,7 +184,8 @@ def diagnose_training(steps: int, min_steps: int, stop_reason: str, recall: dict
                       network_accuracy: float | None = None,
                       forest_accuracy: float | None = None,
                       stroke_width_px: dict[int, float] | None = None,
-                      stroke_pixel_size: float | None = None) -> TrainingDiagnosis:
+                      stroke_pixel_size: float | None = None,
+                      start_recall: dict[int, float] | None = None) -> TrainingDiagnosis:
     """Return the diagnosis of a finished fine-tune, with a warning for each sign of a model
     that should not be trusted yet.
 
@@ -172,6 +199,9 @@ def diagnose_training(steps: int, min_steps: int, stop_reason: str, recall: dict
     names the classes that had no held-out strokes (their recall is on the strokes they trained
     on); ``collapse`` holds :func:`find_collapse`'s findings for the kept model; the network's
     and the quick forest's balanced accuracies on the held-out strokes are compared.
+    ``start_recall`` (a continued run: the start model's recall on the same held-out strokes)
+    names each class the run made worse: a correction round can raise the balanced accuracy
+    that selection ranks by while trading one class away, and the user should hear of it.
     """
     t = thresholds or DiagnosisThresholds()
     warnings = list(extra_warnings or [])
@@ -188,6 +218,12 @@ def diagnose_training(steps: int, min_steps: int, stop_reason: str, recall: dict
         if r < t.min_recall:
             warnings.append(f"the model labels only {r:.0%} of the {where} of {_name(cls, class_names)} "
                             "correctly: paint more of it, where it differs from its neighbours")
+    for cls in classes_made_worse(recall, start_recall, held_out, on_training, t.max_recall_drop):
+        before, now = start_recall[cls], recall[cls]
+        warnings.append(f"{_name(cls, class_names)} got worse in this round ({before:.0%} of its "
+                        f"held-out strokes right before it, {now:.0%} now): paint more of it where "
+                        "it is now wrong and train again, or go back to the model before this "
+                        "round")
     if held_out and on_training:
         names = ", ".join(_name(c, class_names) for c in on_training)
         warnings.append(f"{names} had no held-out strokes (painted in one piece), so the check "
@@ -206,4 +242,5 @@ def diagnose_training(steps: int, min_steps: int, stop_reason: str, recall: dict
                             "painted: it has collapsed to one class; train longer or paint more")
     return TrainingDiagnosis(steps, dict(recall), list(image_fractions), held_out, warnings,
                              on_training, collapse, network_accuracy, forest_accuracy,
-                             dict(stroke_width_px or {}), stroke_pixel_size)
+                             dict(stroke_width_px or {}), stroke_pixel_size,
+                             dict(start_recall or {}))

@@ -345,6 +345,7 @@ class Finetuner:
         self.history: list[tuple[int, float, float, float]] = []
         self.kept: Evaluation | None = None
         self.check: Evaluation | None = None
+        self.start_check: Evaluation | None = None  # a continued run's start model, same strokes
         self.image_fractions: list[float] | None = None
         self.forest_accuracy: float | None = None
 
@@ -649,7 +650,7 @@ class Finetuner:
             # scored on the held-out strokes first and kept unless training beats it.
             result = self._evaluate(0, False)
             start_score = result.score
-            self.check = result
+            self.check = self.start_check = result
             self._keep(result, model, selector)
             self.history.append((0, float("nan"), result.loss, result.accuracy))
             yield TrainingEvent("eval", 0, max_steps, float("nan"), time.perf_counter() - start,
@@ -664,6 +665,7 @@ class Finetuner:
             if learner is not None:
                 learner, unlabeled_crops = self._unlabeled_learning(model)
             selector, start_score = CheckpointSelector(cfg.selection), None
+            self.start_check = None
             return True
 
         try:
@@ -757,6 +759,8 @@ class Finetuner:
             model.encoder.requires_grad_(True)
             if reason == "start model kept":
                 self.best_state, self.best_step = self._start_state, 0
+                if self.start_check is not None:  # the self-check describes the model kept
+                    self.check = self.kept = self.start_check
             if self.best_state is not None:
                 model.load_state_dict(self.best_state)
             model.eval()
@@ -800,6 +804,8 @@ class Finetuner:
         if self.stop_reason == "time cap":
             extra.append(self.config.budget.cut_short(self.steps_done))
         check = self.check or self.kept
+        start = self.start_check
+        compared = start is not None and check is not None and check is not start
         return diagnose_training(self.steps_before + self.steps_done, self.config.min_steps,
                                  self.stop_reason or "stopped", check.recall if check else {},
                                  self.image_fractions or [], self.has_held_out, class_names,
@@ -810,7 +816,8 @@ class Finetuner:
                                                    else None),
                                  forest_accuracy=self.forest_accuracy,
                                  stroke_width_px=self.stroke_widths(),
-                                 stroke_pixel_size=self.preprocess.pixel_size)
+                                 stroke_pixel_size=self.preprocess.pixel_size,
+                                 start_recall=start.recall if compared else None)
 
     def stroke_widths(self) -> dict[int, float]:
         """Return how wide each class was painted, in pixels of the first image (the reference

@@ -4,6 +4,8 @@ events."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import Qt
@@ -489,10 +491,12 @@ class AnnotateTrainWidget(QWidget):
     def _show_finished(self, bundle) -> None:
         if bundle is None:
             return
-        trained_on = ", ".join(self._training_images)
+        name = f"trained on {', '.join(self._training_images)}"
+        previous = self.registry.get(name)
+        if previous is not None and previous.bundle is not None and previous.bundle is not bundle:
+            self.registry.add(replace(previous, name=f"{name} (before the last round)"))
         self.model_entry = self.registry.add(
-            ModelEntry(f"trained on {trained_on}", bundle, strokes=list(self._run_job.images)),
-            make_current=True)
+            ModelEntry(name, bundle, strokes=list(self._run_job.images)), make_current=True)
         self.save_button.setEnabled(True)
         p = bundle.provenance
         if p.get("steps") and not self._live_run:  # a live run's time includes its idling
