@@ -152,3 +152,16 @@ def test_a_continued_run_compares_its_classes_with_the_start_model(trained, micr
     assert [w for w in d.warnings if "got worse" in w][0].startswith("'matrix' got worse")
     tuner.check = tuner.start_check
     assert tuner.diagnose(NAMES).start_recall == {}, "nothing to compare when the start model is kept"
+
+
+def test_a_drop_of_exactly_the_threshold_is_not_flagged_and_gamma_prime_is_not_gamma():
+    from napari_matseg.core.diagnosis import classes_made_worse
+    from napari_matseg.core.measure.selfcheck import self_check_doubts
+
+    assert classes_made_worse({1: 0.70}, {1: 0.85}) == [], "17/20 -> 14/20 is 15 points, not more"
+    assert classes_made_worse({1: 0.69}, {1: 0.85}) == [1]
+    names = ["gamma", "gamma'"]
+    d = diagnose_training(240, 100, "budget", {1: 0.9, 2: 0.6}, [0.5, 0.5], class_names=names,
+                          start_recall={1: 0.9, 2: 0.9})
+    doubts = self_check_doubts(d.to_dict(), names)
+    assert set(doubts.by_class) == {2}, "a warning about γ' casts no doubt on γ"

@@ -195,3 +195,27 @@ def test_a_continued_run_keeps_its_start_model_unless_training_beats_it(trained,
     assert done.diagnosis.recall == tuner.start_check.recall and done.diagnosis.start_recall == {}
     for key, value in start.state_dict().items():
         assert torch.equal(tuner.model.state_dict()[key].cpu(), value.cpu()), key
+
+
+def test_a_start_model_kept_because_training_collapsed_reports_its_own_check(
+        trained, micrograph, scribbles, default_recipe, monkeypatch):
+    image, _ = micrograph
+    evaluate = Finetuner._evaluate
+
+    def trained_models_collapse(self, step, want):
+        result = evaluate(self, step, want)
+        if step == 0:
+            return replace(result, recall={1: 0.9, 2: 0.5, 3: 0.6}, accuracy=0.67, collapse=[])
+        return replace(result, recall={1: 0.4, 2: 0.95, 3: 0.9}, accuracy=0.75,
+                       collapse=["'matrix' is painted but predicted on only 0.4% of its image"])
+
+    monkeypatch.setattr(Finetuner, "_evaluate", trained_models_collapse)
+    config = replace(default_recipe, budget=Budget(20), eval_every=10)
+    tuner = Finetuner([AnnotatedImage(image, scribbles, info_band=0)],
+                      model=copy.deepcopy(trained.model), config=config, steps_before=60)
+    *_, done = tuner.run()
+    assert done.best_step == 0 and done.reason != "start model kept"
+    assert tuner.kept is tuner.start_check and tuner.check is tuner.start_check
+    assert done.diagnosis.recall == {1: 0.9, 2: 0.5, 3: 0.6}
+    assert done.diagnosis.made_worse == [] and not done.diagnosis.collapsed, \
+        "no class 'got worse': the trained model that lost it was not kept"

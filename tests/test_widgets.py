@@ -394,6 +394,8 @@ def test_a_registered_model_is_unchanged_after_a_continued_run_is_stopped(
     qtbot.waitUntil(lambda: train.model_entry is not None and not train.job.running, timeout=30_000)
     registered = train.model_entry
     assert train.model_combo.currentText() == registered.name
+    assert train.registry.get(f"{registered.name} (before the last round)") is None, \
+        "a first fit has no round before it"
     before = {k: v.clone() for k, v in registered.bundle.model.state_dict().items()}
     train.steps.setValue(100_000)
     worker = train.start_training()

@@ -171,7 +171,8 @@ def classes_made_worse(recall: dict[int, float], start_recall: dict[int, float] 
     if not held_out or not start_recall:
         return []
     return [c for c, before in sorted(start_recall.items())
-            if c not in scored_on_training and c in recall and before - recall[c] > max_drop]
+            if c not in scored_on_training and c in recall
+            and round(before - recall[c], 6) > max_drop]
 
 
 def diagnose_training(steps: int, min_steps: int, stop_reason: str, recall: dict[int, float],

@@ -759,8 +759,10 @@ class Finetuner:
             model.encoder.requires_grad_(True)
             if reason == "start model kept":
                 self.best_state, self.best_step = self._start_state, 0
-                if self.start_check is not None:  # the self-check describes the model kept
-                    self.check = self.kept = self.start_check
+                if self.start_check is not None:
+                    self.kept = self.start_check
+            if self.start_check is not None and self.kept is self.start_check:
+                self.check = self.start_check  # the self-check describes the model kept
             if self.best_state is not None:
                 model.load_state_dict(self.best_state)
             model.eval()

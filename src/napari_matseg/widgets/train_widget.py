@@ -59,6 +59,7 @@ class AnnotateTrainWidget(QWidget):
         self._live_run = False  # the running (or last) training is live training
         self._live_drawn: dict[str, tuple[object, np.ndarray]] = {}  # its previews, as drawn
         self._run_job = None  # the last training job: its images are what it trained on
+        self._start_entry = None  # a continued run's start model, kept when the run ends
 
         self.image_combo = shrinkable_combo()
         self.image_combo.setToolTip("The image to paint on: New scribble layer adds strokes to it")
@@ -434,6 +435,7 @@ class AnnotateTrainWidget(QWidget):
             show_error(str(exc))
             return None
         self._classes_for_run = classes
+        self._start_entry = entry if api.continues_training(start) else None
         self._live_run, self._live_drawn = live, {}
         self._training_images = [item.name for item in images]
         self._run_job = job
@@ -492,9 +494,10 @@ class AnnotateTrainWidget(QWidget):
         if bundle is None:
             return
         name = f"trained on {', '.join(self._training_images)}"
-        previous = self.registry.get(name)
-        if previous is not None and previous.bundle is not None and previous.bundle is not bundle:
-            self.registry.add(replace(previous, name=f"{name} (before the last round)"))
+        before = self._start_entry
+        if before is not None and before.bundle is not bundle:
+            # the model this round started from, to go back to when the round made it worse
+            self.registry.add(replace(before, name=f"{name} (before the last round)"))
         self.model_entry = self.registry.add(
             ModelEntry(name, bundle, strokes=list(self._run_job.images)), make_current=True)
         self.save_button.setEnabled(True)

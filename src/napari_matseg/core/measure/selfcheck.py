@@ -41,8 +41,11 @@ def _first_clause(warning: str) -> str:
 
 
 def _named(warning: str, class_names: Sequence[str]) -> list[int]:
+    """Return the classes a warning names: 'name' in quotes (not the start of a longer name
+    that ends in a quote, as γ of γ'), or 'class k'."""
     return [k for k, name in enumerate(class_names, 1)
-            if f"'{name}'" in warning or re.search(rf"\bclass {k}\b", warning)]
+            if re.search(rf"'{re.escape(name)}'(?!')", warning)
+            or re.search(rf"\bclass {k}\b", warning)]
 
 
 def self_check_doubts(diagnosis: Mapping | None, class_names: Sequence[str]) -> SelfCheckDoubts:
