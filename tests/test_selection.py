@@ -219,3 +219,23 @@ def test_a_start_model_kept_because_training_collapsed_reports_its_own_check(
     assert done.diagnosis.recall == {1: 0.9, 2: 0.5, 3: 0.6}
     assert done.diagnosis.made_worse == [] and not done.diagnosis.collapsed, \
         "no class 'got worse': the trained model that lost it was not kept"
+
+
+def test_without_a_held_out_phase_a_continued_run_reports_the_kept_model_not_its_start(
+        trained, micrograph, scribbles, default_recipe, monkeypatch):
+    image, _ = micrograph
+    evaluate = Finetuner._evaluate
+
+    def by_step(self, step, want):
+        recall = {1: 0.9, 2: 0.9, 3: 0.9} if step == 0 else {1: 0.5, 2: 0.6, 3: 0.7}
+        return replace(evaluate(self, step, want), recall=recall, collapse=[],
+                       accuracy=0.5 if step == 0 else 0.6)
+
+    monkeypatch.setattr(Finetuner, "_evaluate", by_step)
+    config = replace(default_recipe, budget=Budget(20), eval_every=10, holdout_until=0.0)
+    tuner = Finetuner([AnnotatedImage(image, scribbles, info_band=0)],
+                      model=copy.deepcopy(trained.model), config=config, steps_before=60)
+    *_, done = tuner.run()
+    assert done.best_step == 20 and done.diagnosis.recall == {1: 0.5, 2: 0.6, 3: 0.7}, \
+        "the step-0 score of the start model is not the trained model's self-check"
+    assert done.diagnosis.start_recall == {}, "recall on strokes it trained on compares nothing"

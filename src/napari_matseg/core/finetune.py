@@ -650,7 +650,9 @@ class Finetuner:
             # scored on the held-out strokes first and kept unless training beats it.
             result = self._evaluate(0, False)
             start_score = result.score
-            self.check = self.start_check = result
+            self.start_check = result
+            if holding_out:  # otherwise the check is the kept model's, as in a first run
+                self.check = result
             self._keep(result, model, selector)
             self.history.append((0, float("nan"), result.loss, result.accuracy))
             yield TrainingEvent("eval", 0, max_steps, float("nan"), time.perf_counter() - start,
@@ -807,7 +809,8 @@ class Finetuner:
             extra.append(self.config.budget.cut_short(self.steps_done))
         check = self.check or self.kept
         start = self.start_check
-        compared = start is not None and check is not None and check is not start
+        compared = start is not None and check is not None and check is not start \
+            and self.config.holdout_until > 0  # both scored on strokes neither trained on yet
         return diagnose_training(self.steps_before + self.steps_done, self.config.min_steps,
                                  self.stop_reason or "stopped", check.recall if check else {},
                                  self.image_fractions or [], self.has_held_out, class_names,
