@@ -644,12 +644,11 @@ class Finetuner:
         selector = CheckpointSelector(cfg.selection)
         loss_ema, reason, step = None, "budget", 0
         holding_out = self.has_held_out and cfg.holdout_until > 0
-        start_score = None
+        self.start_check = None
         if self.steps_before and self.has_held_out:
             # A continued run must not end worse than where it started: the start model is
             # scored on the held-out strokes first and kept unless training beats it.
             result = self._evaluate(0, False)
-            start_score = result.score
             self.start_check = result
             if holding_out:  # otherwise the check is the kept model's, as in a first run
                 self.check = result
@@ -658,7 +657,7 @@ class Finetuner:
             yield TrainingEvent("eval", 0, max_steps, float("nan"), time.perf_counter() - start,
                                 0.0, result.loss, result.accuracy, 0, None)
         def take_strokes() -> bool:
-            nonlocal sampler, selector, holding_out, start_score, learner, unlabeled_crops
+            nonlocal sampler, selector, holding_out, learner, unlabeled_crops
             if not self._take_images():
                 return False
             holding_out = self.has_held_out and (cfg.holdout_until > 0 if live is not None
@@ -666,8 +665,7 @@ class Finetuner:
             sampler = crops_from(lambda t: t.train_labels if holding_out else t.labels)
             if learner is not None:
                 learner, unlabeled_crops = self._unlabeled_learning(model)
-            selector, start_score = CheckpointSelector(cfg.selection), None
-            self.start_check = None
+            selector, self.start_check = CheckpointSelector(cfg.selection), None
             return True
 
         try:
@@ -677,7 +675,8 @@ class Finetuner:
                 if holding_out and self.check is not None and self.check.step > 0 \
                         and progress >= cfg.holdout_until:
                     holding_out = False
-                    if start_score is not None and self.check.score <= start_score:
+                    if self.start_check is not None \
+                            and self.check.score <= self.start_check.score:
                         reason = "start model kept"
                         break
                     sampler = crops_from(lambda t: t.labels)
@@ -754,15 +753,13 @@ class Finetuner:
                 if out_of_time:
                     reason = "time cap"
                     break
-            if start_score is not None and holding_out and self.check is not None \
-                    and self.check.score <= start_score:
+            if self.start_check is not None and holding_out and self.check is not None \
+                    and self.check.score <= self.start_check.score:
                 reason = "start model kept"
         finally:
             model.encoder.requires_grad_(True)
             if reason == "start model kept":
-                self.best_state, self.best_step = self._start_state, 0
-                if self.start_check is not None:
-                    self.kept = self.start_check
+                self.best_state, self.best_step, self.kept = self._start_state, 0, self.start_check
             if self.start_check is not None and self.kept is self.start_check:
                 self.check = self.start_check  # the self-check describes the model kept
             if self.best_state is not None:
