@@ -412,6 +412,39 @@ def test_a_registered_model_is_unchanged_after_a_continued_run_is_stopped(
     assert train.model_entry.name == registered.name
 
 
+def test_a_round_that_keeps_its_start_model_adds_no_earlier_entry(
+        viewer_with_image, qtbot, fast_training, monkeypatch):
+    """A continued run whose selection keeps the start model changed no weight: the list must
+    not offer the same weights twice, once as "(before the last round)"."""
+    import torch
+
+    from napari_matseg.core.selection import CheckpointSelector
+
+    viewer, _, truth = viewer_with_image
+    train = AnnotateTrainWidget(viewer)
+    _paint(train.new_scribble_layer(), truth)
+    train.classes.add_class()
+    train.steps.setValue(3)
+    worker = train.start_training()
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: train.model_entry is not None and not train.job.running, timeout=30_000)
+    first = train.model_entry
+    consider = CheckpointSelector.consider
+    monkeypatch.setattr(CheckpointSelector, "consider",
+                        lambda self, step, score, passed=True:
+                        consider(self, step, score, passed) if step == 0 else False)
+    worker = train.start_training()
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: train.model_entry is not first and not train.job.running,
+                    timeout=30_000)
+    assert train.model_entry.bundle.provenance["best_step"] == 0
+    assert train.registry.get(f"{first.name} (before the last round)") is None
+    kept = train.model_entry.bundle.model.state_dict()
+    assert all(torch.equal(v, kept[k]) for k, v in first.bundle.model.state_dict().items())
+
+
 def test_gui_and_cli_default_budgets_are_the_same(make_napari_viewer):
     from napari_matseg import api
     from napari_matseg.cli import build_parser

@@ -40,7 +40,8 @@ from .measure_job import (ImageMeasurements, LabelSource, MeasureJob, MeasureOpt
 from .outputs import OutputFolder, check_model_path, save_with_fallback
 from .predict_job import ImageSource, PredictJob, PredictOptions, PredictSummary, predict
 from .pretrain_job import PretrainJob, pretrain
-from .start import DEFAULT_START, StartingPoint, continues_training, resolve_start
+from .start import (DEFAULT_START, StartingPoint, continues_training, kept_start_weights,
+                    resolve_start)
 from .tables import PHASE_COLUMNS, phase_rows, write_csv
 
 __all__ = [
@@ -49,7 +50,7 @@ __all__ = [
     "LabelSource", "LiveSchedule", "LiveTrainingJob", "MeasureJob", "MeasureOptions", "MeasureReport", "OutputFolder",
     "PHASE_COLUMNS", "PredictJob", "PredictOptions", "PredictSummary", "PretrainConfig",
     "PretrainJob", "StartingPoint", "check_model_path", "check_report_folder", "continues_training", "default_finetune_budget", "finetune",
-    "format_seconds", "live_training", "measure", "phase_rows", "predict", "pretrain", "resolve_start",
+    "format_seconds", "kept_start_weights", "live_training", "measure", "phase_rows", "predict", "pretrain", "resolve_start",
     "save_with_fallback", "UnlabeledConfig", "UnlabeledImage",
     "write_csv", "write_report",
 ]

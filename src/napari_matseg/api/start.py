@@ -48,6 +48,14 @@ class StartingPoint:
         return self.model
 
 
+def kept_start_weights(bundle: ModelBundle) -> bool:
+    """Return True when ``bundle`` came out of a continued run that kept its start model's weights
+    (the start model won the selection, or every trained model collapsed): the round changed no
+    weight, so there is no earlier model to go back to."""
+    p = bundle.provenance
+    return p.get("warm_start") is not None and p.get("best_step") == 0
+
+
 def continues_training(start: StartingPoint | ModelBundle | str | Path | None) -> bool:
     """Return True when a fine-tune from ``start`` continues a trained segmentation model (a
     warm start, with the continuing budget), False for the default start and for a pretrained
