@@ -109,6 +109,25 @@ def test_finetune_on_two_images_and_a_warm_start_that_adds_one(files, capsys, sm
     assert bundle.trained_steps == 8 and bundle.provenance["warm_start"]["steps"] == 4
 
 
+def test_a_round_written_over_its_start_model_keeps_that_model(files, capsys, small_recipe):
+    """``--start M -o M`` must leave the model before the round somewhere to go back to."""
+    model = files / "model.matseg"
+    assert main(["finetune", str(files / "img.png"), str(files / "strokes.png"), "-o", str(model),
+                 "--steps", "3"]) == 0
+    before = model.read_bytes()
+    capsys.readouterr()
+    assert main(["finetune", str(files / "img.png"), str(files / "strokes.png"), "-o", str(model),
+                 "--start", str(model), "--steps", "3"]) == 0
+    kept = files / "model.before.matseg"
+    assert kept.read_bytes() == before
+    assert f"kept the model this round started from as {kept}" in capsys.readouterr().err
+    assert load_bundle(model).trained_steps == 6 and load_bundle(kept).trained_steps == 3
+    other = files / "other.matseg"
+    assert main(["finetune", str(files / "img.png"), str(files / "strokes.png"), "-o", str(other),
+                 "--start", str(model), "--steps", "3"]) == 0
+    assert not (files / "other.before.matseg").exists() and kept.read_bytes() == before
+
+
 @pytest.mark.parametrize("argv, message", [
     (["finetune", "{d}/img.png", "{d}/missing.png", "-o", "{d}/m.matseg"], "missing.png: no such file"),
     (["finetune", "{d}/img.png", "{d}/one.png", "-o", "{d}/m.matseg"], "only class 1 is painted"),

@@ -386,9 +386,12 @@ def cmd_finetune(args) -> int:
     last = _run_training(job, "fine-tuning", job.budget.steps)
     if last is None or last.error is not None or job.result is None:
         raise MatsegError(last.error if last is not None else "training ended without a model")
+    previous = api.keep_start_model(args.start, args.output)
     written, note = api.save_with_fallback(job.result.save, args.output)
     if note:
         print(f"warning: {note}", file=sys.stderr)
+    if previous is not None:
+        print(f"kept the model this round started from as {previous}", file=sys.stderr)
     print(f"saved {written} ({last.message})")
     for warning in last.warnings:
         print(f"warning: {warning}", file=sys.stderr)

@@ -48,6 +48,26 @@ def check_model_path(path: str | Path, overwrite: bool = True) -> Path:
     return path
 
 
+def keep_start_model(start, output: str | Path) -> Path | None:
+    """When ``output`` is the file of the model a round started from (``start``, a path), copy
+    that file to ``<stem>.before<suffix>`` beside it before it is written over, so the round can
+    be undone; return the copy's path (None when ``output`` is another file). An older copy
+    there is replaced: it is one round further back."""
+    if not isinstance(start, (str, Path)) or not Path(start).is_file():
+        return None
+    output = Path(output)
+    if not output.exists() or not output.resolve() == Path(start).resolve():
+        return None
+    copy = output.with_name(f"{output.stem}.before{output.suffix}")
+    try:
+        shutil.copy2(output, copy)
+    except OSError as exc:
+        raise MatsegError(f"could not keep the start model {output} as {copy} before writing "
+                          f"over it ({write_failure(exc, copy.parent)}): give -o another "
+                          "file") from exc
+    return copy
+
+
 def write_failure(exc: OSError, folder: Path) -> str:
     """Return why a write in ``folder`` failed, in words: 'the disk is full' when it is."""
     if is_disk_full(exc, folder):
