@@ -136,6 +136,13 @@ def test_a_class_a_continued_run_made_worse_is_named_and_doubted():
                                     class_names=NAMES, start_recall=before, scored_on_training=[1])
     assert not any("got worse" in w for w in on_training.warnings), \
         "recall on training strokes says nothing of what the round did to the class"
+    from napari_matseg.core.diagnosis import DiagnosisThresholds
+
+    strict = diagnose_training(240, 100, "budget", {1: 0.62, 2: 0.83, 3: 0.56}, [0.3, 0.5, 0.2],
+                               class_names=NAMES, start_recall=before,
+                               thresholds=DiagnosisThresholds(max_recall_drop=0.05))
+    assert strict.made_worse == [1, 3], "the status line uses the thresholds the warnings used"
+    assert sum("got worse" in w for w in strict.warnings) == 2
 
 
 def test_a_continued_run_compares_its_classes_with_the_start_model(trained, micrograph, scribbles):

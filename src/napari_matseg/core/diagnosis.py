@@ -42,7 +42,8 @@ class TrainingDiagnosis:
     in pixels of the first training image, whose µm per pixel is ``stroke_pixel_size`` when it
     was given), which a measurement compares with the prediction. ``start_recall`` is, for a
     continued run, the recall per class of the model it started from on the same held-out
-    strokes (empty otherwise), so that a class the new strokes made worse is named.
+    strokes (empty otherwise), so that a class the new strokes made worse is named, when its
+    recall fell by more than ``max_recall_drop``.
     """
 
     steps: int
@@ -57,6 +58,7 @@ class TrainingDiagnosis:
     stroke_width_px: dict[int, float] = field(default_factory=dict)
     stroke_pixel_size: float | None = None
     start_recall: dict[int, float] = field(default_factory=dict)
+    max_recall_drop: float = DiagnosisThresholds.max_recall_drop
 
     @property
     def collapsed(self) -> bool:
@@ -73,7 +75,7 @@ class TrainingDiagnosis:
     def made_worse(self) -> list[int]:
         """The classes (1..K) a continued run made worse (see :func:`classes_made_worse`)."""
         return classes_made_worse(self.recall, self.start_recall, self.held_out,
-                                  self.scored_on_training)
+                                  self.scored_on_training, self.max_recall_drop)
 
     @property
     def ok(self) -> bool:
@@ -244,4 +246,4 @@ def diagnose_training(steps: int, min_steps: int, stop_reason: str, recall: dict
     return TrainingDiagnosis(steps, dict(recall), list(image_fractions), held_out, warnings,
                              on_training, collapse, network_accuracy, forest_accuracy,
                              dict(stroke_width_px or {}), stroke_pixel_size,
-                             dict(start_recall or {}))
+                             dict(start_recall or {}), t.max_recall_drop)
