@@ -1,5 +1,7 @@
 """GUI tests: need napari, a Qt binding and a display (Xvfb on CI)."""
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -358,6 +360,29 @@ def test_a_worker_sets_torch_threads_for_itself_only(qtbot, monkeypatch):
     thread.start()
     thread.join()
     assert seen == [1] and later == [3] and torch.get_num_threads() == 3
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_a_job_runs_below_the_gui_threads_priority(qtbot):
+    """Training yields the CPU to the viewer: the worker's thread is niced, the GUI thread is not."""
+    import os
+    import threading
+
+    import napari_matseg.widgets.workers as workers
+
+    main = os.getpriority(os.PRIO_PROCESS, os.getpid())
+    seen = []
+
+    class OneEventJob:
+        def run(self):
+            seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+            yield "event"
+
+    worker = workers.job_worker(OneEventJob())
+    with qtbot.waitSignal(worker.finished, timeout=10_000):
+        worker.start()
+    assert seen == [min(19, main + workers.BACKGROUND_NICENESS)]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main
 
 
 def test_the_docks_load_after_the_viewer_draws(tmp_path):

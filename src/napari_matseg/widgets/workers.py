@@ -4,13 +4,45 @@ thread and hands its events to the GUI thread. Qt objects are never created here
 from __future__ import annotations
 
 import os
+import sys
+import threading
 
 from napari.qt.threading import thread_worker
+
+BACKGROUND_NICENESS = 10
 
 
 def worker_threads() -> int:
     """Torch threads for background work: all cores but one, so the viewer keeps a core."""
     return max(1, (os.cpu_count() or 2) - 1)
+
+
+def lower_thread_priority(niceness: int = BACKGROUND_NICENESS) -> bool:
+    """Make the calling thread yield the CPU to the viewer; return True when it now runs below
+    the GUI thread's priority. On Linux, where each thread has its own nice value, the thread's
+    is set ``niceness`` above the main thread's (19 at most); elsewhere Qt's low priority is
+    asked for. With both cores busy, the GUI thread and the OpenGL renderer's threads then run
+    first when they wake, and training takes what is left.
+
+    An unprivileged thread cannot raise its priority again, so the pool thread that ran a job
+    stays a background thread; it only ever runs background work."""
+    if sys.platform.startswith("linux"):
+        tid = threading.get_native_id()
+        try:
+            main = os.getpriority(os.PRIO_PROCESS, os.getpid())
+            target = min(19, main + niceness)
+            if os.getpriority(os.PRIO_PROCESS, tid) < target:
+                os.setpriority(os.PRIO_PROCESS, tid, target)
+            return os.getpriority(os.PRIO_PROCESS, tid) > main
+        except OSError:
+            return False
+    from qtpy.QtCore import QThread
+
+    thread = QThread.currentThread()
+    if thread is None:
+        return False
+    thread.setPriority(QThread.Priority.LowPriority)
+    return True
 
 
 def job_worker(job):
@@ -30,6 +62,7 @@ def _run_job(job, caller_threads: int):
     import torch
 
     torch.set_num_threads(worker_threads())
+    lower_thread_priority()
     try:
         for event in job.run():
             yield event
