@@ -31,7 +31,9 @@ thinned to a closed network) and on its raw mask, against G of the truth as draw
 is set to 1 µm: a difference of G does not depend on it. Also the predicted boundary share
 against the truth's (about 18 %). matseg's fit is measured twice: as predicted, and with the
 boundary class drawn as lines (``PredictOptions(boundary_lines=2)``, the row
-"matseg lines"), which is how a user predicts grain boundaries to measure.
+"matseg lines"), which is how a user predicts grain boundaries to measure. ``--flips`` adds rows
+"matseg flips" (and "matseg flips lines"): the same fitted models predicted with the four flips
+averaged (``PredictOptions(tta=True)``), side by side with the plain prediction.
 """
 
 from __future__ import annotations
@@ -99,11 +101,36 @@ def convpaint_available() -> bool:
     return True
 
 
-def make_methods(names, config, seed):
+class FlipsView:
+    """The matseg model fitted last, predicted with the four flips averaged: placed after its
+    method, it scores the same fit again (its ``fit`` trains nothing)."""
+
+    def __init__(self, method):
+        self.method = method
+        self.name = f"{method.name} flips"
+
+    @property
+    def bundle(self):
+        return self.method.bundle
+
+    @property
+    def info(self):
+        return self.method.info
+
+    def fit(self, *args, **kwargs):
+        return self.method.fit_seconds
+
+    def predict(self, image, **kwargs):
+        return self.method.predict(image, tta=True, **kwargs)
+
+
+def make_methods(names, config, seed, flips=False):
     methods = []
     for name in names:
         if name == "matseg":
             methods.append(fewshot.UNetMethod(config))
+            if flips:
+                methods.append(FlipsView(methods[-1]))
         elif name == "random-forest":
             methods.append(fewshot.RandomForestMethod(seed))
         elif convpaint_available():
@@ -404,6 +431,8 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=api.FIRST_FIT_STEPS,
                    help=f"matseg's fine-tune steps (default: the package's {api.FIRST_FIT_STEPS})")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--flips", action="store_true",
+                   help="also score matseg's models with the four flips averaged (rows 'matseg flips')")
     p.add_argument("--threads", type=int, default=2,
                    help="torch threads, and the forest's workers (2 = the target laptop)")
     p.add_argument("--out", type=Path,
@@ -414,7 +443,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     os.environ["LOKY_MAX_CPU_COUNT"] = str(args.threads)  # the forest's n_jobs=-1 workers
     config = replace(api.FinetuneConfig(seed=args.seed), budget=api.Budget(args.steps))
-    methods = make_methods(args.methods, config, args.seed)
+    methods = make_methods(args.methods, config, args.seed, args.flips)
     started = time.perf_counter()
     rows: list = []
 
