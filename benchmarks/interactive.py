@@ -95,7 +95,7 @@ class Matseg:
 
     def predict(self, image):
         """Return (class map 0..K-1, uncertainty)."""
-        job = api.predict(self.bundle, [("image", image)], api.PredictOptions(info_band=0),
+        job = api.predict(self.bundle, [("image", image)], api.PredictOptions(info_band=0, tta=False),
                           self.config.device)
         for event in job.run():
             if event.failed:

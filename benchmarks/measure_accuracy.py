@@ -9,7 +9,8 @@ Reads ../shared/data; prints two tables and writes benchmarks/results/measure_ac
 Every method is fitted on the same strokes of one image and predicts the held-out images; the
 prediction and the truth are then measured alike through ``napari_matseg.api.measure`` (issue 25,
 item 3). Methods: napari-matseg (fine-tuned through its API for a fixed number of steps, 180 by
-default, and predicted with its defaults), the filter-bank random forest of fewshot.py, and
+default, and predicted without flips, as fewshot.py scores it; ``--flips`` adds the package's
+default since flips are averaged), the filter-bank random forest of fewshot.py, and
 napari-convpaint (its Gaussian features with CatBoost, as interactive.py runs it) when it can be
 imported.
 

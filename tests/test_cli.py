@@ -179,3 +179,17 @@ def test_finetune_learns_from_unlabeled_micrographs_with_their_own_information_b
                  "--steps", "4", "--unlabeled", str(files / "unpainted"),
                  "--unlabeled-info-band", "0"]) == 0
     assert load_bundle(model).provenance["unlabeled"]["images"][0]["info_band_rows"] == 0
+
+
+def test_predictions_average_the_flips_unless_told_not_to():
+    """The command line, the API and the Predict dock share one default: flips averaged."""
+    from napari_matseg import api
+    from napari_matseg.cli import _predict_options, build_parser
+
+    parser = build_parser()
+    default = parser.parse_args(["predict", "m.matseg", "a.png", "-o", "out"])
+    assert _predict_options(default).tta is True is api.PredictOptions().tta
+    off = parser.parse_args(["predict", "m.matseg", "a.png", "-o", "out", "--no-tta"])
+    assert _predict_options(off).tta is False
+    evaluate = parser.parse_args(["evaluate", "m.matseg", "--images", "a.png", "--labels", "b.png"])
+    assert _predict_options(evaluate).tta is True, "evaluate scores what predict writes"

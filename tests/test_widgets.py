@@ -71,6 +71,7 @@ def test_train_preview_and_phase_table(viewer_with_image, qtbot, fast_training, 
     errors = _errors(monkeypatch)
     train = AnnotateTrainWidget(viewer)
     predict = PredictInspectWidget(viewer)
+    assert predict.tta.isChecked() and predict.options().tta, "the dock predicts as the API does"
     scribbles = train.new_scribble_layer()
     assert scribbles.data.shape == image.shape and scribbles.mode == "paint"
     train.classes.add_class()

@@ -68,7 +68,9 @@ def as_sources(items) -> list[ImageSource]:
 
 @dataclass(frozen=True)
 class PredictOptions:
-    """How to predict: flips averaged (``tta``), tile size, small regions removed
+    """How to predict: the four flips averaged (``tta``, on by default: on MetalDAM it added
+    0.011-0.013 test mIoU on all 24 runs of the stroke benchmark, for about 3.5 times the
+    time), tile size, small regions removed
     (``min_region_area``: ``{class: pixels}`` or the command line's text form), the
     information band (as the model was trained, unless set), the pixel size (µm) of images that
     have none of their own; ``class_prior`` False turns the model's class prior off. With
@@ -78,7 +80,7 @@ class PredictOptions:
     wide as it was painted (:mod:`~napari_matseg.core.boundary_lines`): for grain boundaries
     whose grain size is measured."""
 
-    tta: bool = False
+    tta: bool = True
     tile: int = 1024
     min_region_area: dict | str | None = None
     info_band: object = AS_TRAINED
