@@ -58,8 +58,9 @@ def run_fold(fold: int, split: dict, src: Path | None, work: Path, steps: int, s
                         "-o", "model.matseg", "--steps", str(steps), "--seed", str(seed),
                         "--threads", str(threads)], folder)
     fit = time.perf_counter() - t
+    plain = ["--no-tta"] if "--no-tta" in run_cli(src, ["predict", "--help"], folder) else []
     run_cli(src, ["predict", "model.matseg", *[f"{n}.png" for n in [shot] + split["test"]],
-                  "-o", "pred", "--threads", str(threads)], folder)
+                  "-o", "pred", "--threads", str(threads), *plain], folder)
 
     def predicted(name):
         return read_labels(folder / "pred" / f"{name}_labels.png").astype(np.int64) - 1

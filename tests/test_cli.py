@@ -1,5 +1,7 @@
 import csv
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tifffile
@@ -127,6 +129,19 @@ def test_a_round_written_over_its_start_model_keeps_that_model(files, capsys, sm
                  "--start", str(model), "--steps", "3"]) == 0
     assert not (files / "other.before.matseg").exists() and kept.read_bytes() == before
 
+    blocked = files / "blocked.matseg"
+    blocked.write_bytes(model.read_bytes())
+    (files / "blocked.before.matseg").mkdir()
+    start = blocked.read_bytes()
+    capsys.readouterr()
+    assert main(["finetune", str(files / "img.png"), str(files / "strokes.png"), "-o",
+                 str(blocked), "--start", str(blocked), "--steps", "3"]) == 1
+    err = capsys.readouterr().err
+    assert blocked.read_bytes() == start, "without a copy of the start model, it is not written over"
+    saved = Path(err.split("the new model saved to ")[1].split()[0])
+    assert saved.is_file() and load_bundle(saved).trained_steps == 9
+    saved.unlink()
+
 
 @pytest.mark.parametrize("argv, message", [
     (["finetune", "{d}/img.png", "{d}/missing.png", "-o", "{d}/m.matseg"], "missing.png: no such file"),
@@ -193,3 +208,6 @@ def test_predictions_average_the_flips_unless_told_not_to():
     assert _predict_options(off).tta is False
     evaluate = parser.parse_args(["evaluate", "m.matseg", "--images", "a.png", "--labels", "b.png"])
     assert _predict_options(evaluate).tta is True, "evaluate scores what predict writes"
+    plain = parser.parse_args(["evaluate", "m.matseg", "--images", "a.png", "--labels", "b.png",
+                               "--no-tta"])
+    assert _predict_options(plain).tta is False, "and what predict --no-tta writes"

@@ -469,6 +469,16 @@ def test_a_round_that_keeps_its_start_model_adds_no_earlier_entry(
     assert train.registry.get(f"{first.name} (before the last round)") is None
     kept = train.model_entry.bundle.model.state_dict()
     assert all(torch.equal(v, kept[k]) for k, v in first.bundle.model.state_dict().items())
+    from dataclasses import replace
+
+    from napari_matseg import api
+
+    bundle = train.model_entry.bundle
+    assert api.predicts_alike(bundle, first.bundle)
+    k = len(bundle.class_names)
+    other_prior = replace(bundle, class_prior=[(i + 1) / (k * (k + 1) / 2) for i in range(k)])
+    assert not api.predicts_alike(other_prior, first.bundle), \
+        "same weights, other images: a new prior, so another model to go back from"
 
 
 def test_gui_and_cli_default_budgets_are_the_same(make_napari_viewer):

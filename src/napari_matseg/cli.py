@@ -199,9 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="replace results already in the output folder (default: refuse)")
     pr.add_argument("--uncertainty", action="store_true",
                     help="also write a float TIFF of per-pixel uncertainty (normalised entropy)")
-    pr.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
-                    help="average the network over the four flips (the default; --no-tta is "
-                         "about 3.5x faster and a little less accurate)")
+    _add_tta(pr)
     pr.add_argument("--tile", type=_number(int, 32), default=1024,
                     help="tile size in pixels (default 1024, at least 32)")
     pr.add_argument("--boundary-lines", metavar="CLASS",
@@ -221,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--images", type=Path, nargs="+", required=True, help="images to segment")
     ev.add_argument("--labels", type=Path, nargs="+", required=True,
                     help="ground-truth label images, one per image, in the same order")
+    _add_tta(ev)
     ev.add_argument("--zero-based", action="store_true",
                     help="ground truth numbers classes 0..K-1 (every pixel labelled)")
     ev.add_argument("--miou-classes", type=positive_int, nargs="+", metavar="K",
@@ -388,8 +387,14 @@ def cmd_finetune(args) -> int:
     last = _run_training(job, "fine-tuning", job.budget.steps)
     if last is None or last.error is not None or job.result is None:
         raise MatsegError(last.error if last is not None else "training ended without a model")
-    previous = api.keep_start_model(args.start, args.output)
-    written, note = api.save_with_fallback(job.result.save, args.output)
+    target, kept_note = args.output, None
+    try:
+        previous = api.keep_start_model(args.start, args.output)
+    except MatsegError as exc:
+        previous, target = None, api.fallback_model_path(args.output)
+        kept_note = f"{exc}; {args.output} left as it was, the new model saved to {target}"
+    written, note = api.save_with_fallback(job.result.save, target)
+    note = "; ".join(filter(None, [kept_note, note])) or None
     if note:
         print(f"warning: {note}", file=sys.stderr)
     if previous is not None:
@@ -442,6 +447,12 @@ def cmd_pretrain(args) -> int:
         print(f"warning: {note}", file=sys.stderr)
     print(f"saved {written} ({last.message}); checkpoint {checkpoint} (resume with --resume)")
     return 0 if note is None else 1
+
+
+def _add_tta(parser) -> None:
+    parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                        help="average the network over the four flips (the default; --no-tta is "
+                             "about 3.5x faster and a little less accurate)")
 
 
 def _predict_options(args):

@@ -37,10 +37,11 @@ from .job import Job
 from .live_training import LiveSchedule, LiveTrainingJob, live_training
 from .measure_job import (ImageMeasurements, LabelSource, MeasureJob, MeasureOptions, MeasureReport,
                           check_report_folder, measure, write_report)
-from .outputs import OutputFolder, check_model_path, keep_start_model, save_with_fallback
+from .outputs import (OutputFolder, check_model_path, fallback_model_path, keep_start_model,
+                      save_with_fallback)
 from .predict_job import ImageSource, PredictJob, PredictOptions, PredictSummary, predict
 from .pretrain_job import PretrainJob, pretrain
-from .start import (DEFAULT_START, StartingPoint, continues_training, kept_start_weights,
+from .start import (DEFAULT_START, StartingPoint, continues_training, predicts_alike,
                     resolve_start)
 from .tables import PHASE_COLUMNS, phase_rows, write_csv
 
@@ -50,7 +51,7 @@ __all__ = [
     "LabelSource", "LiveSchedule", "LiveTrainingJob", "MeasureJob", "MeasureOptions", "MeasureReport", "OutputFolder",
     "PHASE_COLUMNS", "PredictJob", "PredictOptions", "PredictSummary", "PretrainConfig",
     "PretrainJob", "StartingPoint", "check_model_path", "check_report_folder", "continues_training", "default_finetune_budget", "finetune",
-    "format_seconds", "keep_start_model", "kept_start_weights", "live_training", "measure", "phase_rows", "predict", "pretrain", "resolve_start",
+    "fallback_model_path", "format_seconds", "keep_start_model", "live_training", "measure", "phase_rows", "predict", "predicts_alike", "pretrain", "resolve_start",
     "save_with_fallback", "UnlabeledConfig", "UnlabeledImage",
     "write_csv", "write_report",
 ]

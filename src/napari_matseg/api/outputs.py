@@ -52,20 +52,32 @@ def keep_start_model(start, output: str | Path) -> Path | None:
     """When ``output`` is the file of the model a round started from (``start``, a path), copy
     that file to ``<stem>.before<suffix>`` beside it before it is written over, so the round can
     be undone; return the copy's path (None when ``output`` is another file). An older copy
-    there is replaced: it is one round further back."""
+    there is replaced whole, never left half-written: it is one round further back. Raises
+    :class:`MatsegError` when the copy cannot be made; ``output`` must then not be written."""
     if not isinstance(start, (str, Path)) or not Path(start).is_file():
         return None
     output = Path(output)
     if not output.exists() or not output.resolve() == Path(start).resolve():
         return None
     copy = output.with_name(f"{output.stem}.before{output.suffix}")
+    if copy.is_dir():
+        raise MatsegError(f"cannot keep the start model as {copy}: a folder has that name")
+    partial = copy.with_name(f".{copy.name}.partial")
     try:
-        shutil.copy2(output, copy)
+        shutil.copy2(output, partial)
+        os.replace(partial, copy)
     except OSError as exc:
+        partial.unlink(missing_ok=True)
         raise MatsegError(f"could not keep the start model {output} as {copy} before writing "
-                          f"over it ({write_failure(exc, copy.parent)}): give -o another "
-                          "file") from exc
+                          f"over it ({write_failure(exc, copy.parent)})") from exc
     return copy
+
+
+def fallback_model_path(path: str | Path) -> Path:
+    """Return a file in the temporary folder to save a model meant for ``path`` when ``path``
+    must not or cannot be written (time-stamped, so nothing there is replaced)."""
+    path = Path(path)
+    return Path(tempfile.gettempdir()) / f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}"
 
 
 def write_failure(exc: OSError, folder: Path) -> str:
@@ -84,7 +96,7 @@ def save_with_fallback(save, path: Path) -> tuple[Path, str | None]:
         return save(path), None
     except OSError as exc:
         reason = write_failure(exc, path.parent)
-    fallback = Path(tempfile.gettempdir()) / f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}"
+    fallback = fallback_model_path(path)
     try:
         written = save(fallback)
     except OSError as exc:

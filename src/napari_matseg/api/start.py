@@ -8,6 +8,8 @@ import copy
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import torch
+
 from ..core.bundle import (ModelBundle, check_classes, default_class_names, default_colours,
                            load_bundle, read_metadata)
 from ..core.errors import InputError
@@ -48,12 +50,16 @@ class StartingPoint:
         return self.model
 
 
-def kept_start_weights(bundle: ModelBundle) -> bool:
-    """Return True when ``bundle`` came out of a continued run that kept its start model's weights
-    (the start model won the selection, or every trained model collapsed): the round changed no
-    weight, so there is no earlier model to go back to."""
-    p = bundle.provenance
-    return p.get("warm_start") is not None and p.get("best_step") == 0
+def predicts_alike(bundle: ModelBundle, other: ModelBundle) -> bool:
+    """Return True when two bundles predict alike: the same weights and the same class prior
+    (a continued run that kept its start model's weights but trained on other images has a new
+    prior, so it is another model). The Train dock lists a round's start model only when the
+    round changed something."""
+    if bundle.class_prior != other.class_prior or bundle.class_names != other.class_names:
+        return False
+    mine, theirs = bundle.model.state_dict(), other.model.state_dict()
+    return mine.keys() == theirs.keys() and all(
+        mine[k].shape == theirs[k].shape and torch.equal(mine[k], theirs[k]) for k in mine)
 
 
 def continues_training(start: StartingPoint | ModelBundle | str | Path | None) -> bool:

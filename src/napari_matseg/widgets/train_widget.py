@@ -496,7 +496,7 @@ class AnnotateTrainWidget(QWidget):
         name = f"trained on {', '.join(self._training_images)}"
         before = self._start_entry
         if before is not None and before.bundle is not bundle \
-                and not api.kept_start_weights(bundle):
+                and not api.predicts_alike(bundle, before.bundle):
             # the model this round started from, to go back to when the round made it worse
             self.registry.add(replace(before, name=f"{name} (before the last round)"))
         self.model_entry = self.registry.add(

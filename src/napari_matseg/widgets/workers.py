@@ -25,7 +25,9 @@ def lower_thread_priority(niceness: int = BACKGROUND_NICENESS) -> bool:
     first when they wake, and training takes what is left.
 
     An unprivileged thread cannot raise its priority again, so the pool thread that ran a job
-    stays a background thread; it only ever runs background work."""
+    stays lowered, and napari workers that later land on it (the Live preview's refit) run
+    lowered too: at training's level, still below the GUI thread, which is what the stall
+    measurement in docs/benchmarks.md included."""
     if sys.platform.startswith("linux"):
         tid = threading.get_native_id()
         try:
