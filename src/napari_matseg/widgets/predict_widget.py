@@ -40,7 +40,7 @@ class PredictInspectWidget(QWidget):
         self._bundle_in_use = None
         self._output_dir: str | None = None
         self.images = CheckList(90)
-        self.tta = QCheckBox("average over flips (more accurate, 3-4x the time)")
+        self.tta = QCheckBox("average over flips (more accurate, slower)")
         self.tta.setChecked(api.PredictOptions.tta)
         self.band_check = QCheckBox("exclude the information band")
         self.band_check.setChecked(True)
