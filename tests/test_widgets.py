@@ -818,3 +818,14 @@ def test_the_predict_dock_keeps_as_predicted_and_follows_a_model_replaced_by_nam
                  make_current=True)
     assert predict.model_combo.currentText() == "adapted"
     assert predict.options().boundary_lines is None
+
+
+def test_the_predict_dock_content_fits_its_width(make_napari_viewer):
+    """Content wider than the dock is cut on the right (the scroll area never scrolls sideways):
+    a long placeholder in the model box once made it 470 px wide in a 380-px dock."""
+    from napari_matseg.widgets.scrolling import MAX_WIDTH, FittingScrollArea
+
+    viewer = make_napari_viewer()
+    predict = PredictInspectWidget(viewer)
+    area = predict.findChild(FittingScrollArea)
+    assert area.widget().minimumSizeHint().width() <= MAX_WIDTH - area.verticalScrollBar().sizeHint().width()

@@ -38,11 +38,14 @@ class ModelPicker:
         self.combo.blockSignals(True)
         self.combo.clear()
         self.combo.addItems(names + [LOAD_FILE])
-        self.combo.setPlaceholderText("no model yet: train one, or load a file")
+        # Qt 6 sizes a combo box to its placeholder too: a long one widened the dock's content
+        # past the dock and cut the right-hand column
+        self.combo.setPlaceholderText("no model yet")
         if current in names:
             self.combo.setCurrentText(current)
         elif not names:
             self.combo.setCurrentIndex(-1)
+        self.combo.setToolTip(self.combo.currentText() or "No model yet: train one, or load a file")
         self.combo.blockSignals(False)
 
     def entry(self) -> ModelEntry | None:

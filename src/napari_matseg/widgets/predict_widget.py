@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
+from qtpy.QtWidgets import (QCheckBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
                             QLineEdit, QMessageBox, QPushButton, QWidget)
 
 from .. import api
@@ -19,7 +19,7 @@ from .layers import (DIAGNOSIS_KEY, IMAGE_KEY, ROLE_KEY, layer_pixel_size, micro
                      show_result_layer, uncertainty_colormap)
 from .model_picker import ModelPicker
 from .phase_table import PhaseTable
-from .scrolling import scrolling_layout
+from .scrolling import scrolling_layout, shrinkable_combo
 from .session import ModelEntry, registry_for
 from .train_widget import result_name
 
@@ -56,7 +56,7 @@ class PredictInspectWidget(QWidget):
         self.cancel_button = self.job.stop_button
         self.cancel_button.setText("Cancel")
         self.folder_button = QPushButton("Predict a folder…")
-        self.boundary_lines = QComboBox()
+        self.boundary_lines = shrinkable_combo()
         self._lines_choice: str | None = None  # what the user picked there; None: not yet
         self.boundary_lines.setToolTip(
             "Draw this class as a closed network of lines as wide as it was painted, not as the "
