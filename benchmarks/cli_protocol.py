@@ -14,6 +14,7 @@ pixels. Prints a table; writes ``benchmarks/results/cli_protocol.json``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -41,6 +42,14 @@ def run_cli(src: Path | None, args: list[str], cwd: Path) -> str:
     return done.stdout + done.stderr
 
 
+@functools.cache
+def plain_prediction_flag(src: Path | None) -> tuple[str, ...]:
+    """Return the arguments that make ``matseg predict`` skip the flips (``--no-tta``) where the
+    package has them (flips are its default since b56f425), none for older packages: the
+    protocol scores the plain prediction, as its recorded runs did. Asked once per package."""
+    return ("--no-tta",) if "--no-tta" in run_cli(src, ["predict", "--help"], Path.cwd()) else ()
+
+
 def run_fold(fold: int, split: dict, src: Path | None, work: Path, steps: int, seed: int,
              threads: int) -> dict:
     """Fine-tune on the fold's stroke file and score its test images and the shot's unpainted pixels."""
@@ -58,7 +67,7 @@ def run_fold(fold: int, split: dict, src: Path | None, work: Path, steps: int, s
                         "-o", "model.matseg", "--steps", str(steps), "--seed", str(seed),
                         "--threads", str(threads)], folder)
     fit = time.perf_counter() - t
-    plain = ["--no-tta"] if "--no-tta" in run_cli(src, ["predict", "--help"], folder) else []
+    plain = plain_prediction_flag(src)
     run_cli(src, ["predict", "model.matseg", *[f"{n}.png" for n in [shot] + split["test"]],
                   "-o", "pred", "--threads", str(threads), *plain], folder)
 

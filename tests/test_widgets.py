@@ -405,10 +405,8 @@ def test_the_docks_load_after_the_viewer_draws(tmp_path):
     assert done.returncode == 0 and "loaded" in done.stdout, done.stderr[-2000:]
 
 
-def test_a_registered_model_is_unchanged_after_a_continued_run_is_stopped(
-        viewer_with_image, qtbot, fast_training):
-    import torch
-
+def _first_fit(viewer_with_image, qtbot):
+    """Return a Train dock that has painted strokes and trained a 3-step first fit on them."""
     viewer, _, truth = viewer_with_image
     train = AnnotateTrainWidget(viewer)
     _paint(train.new_scribble_layer(), truth)
@@ -418,6 +416,14 @@ def test_a_registered_model_is_unchanged_after_a_continued_run_is_stopped(
     with qtbot.waitSignal(worker.finished, timeout=60_000):
         pass
     qtbot.waitUntil(lambda: train.model_entry is not None and not train.job.running, timeout=30_000)
+    return train
+
+
+def test_a_registered_model_is_unchanged_after_a_continued_run_is_stopped(
+        viewer_with_image, qtbot, fast_training):
+    import torch
+
+    train = _first_fit(viewer_with_image, qtbot)
     registered = train.model_entry
     assert train.model_combo.currentText() == registered.name
     assert train.registry.get(f"{registered.name} (before the last round)") is None, \
@@ -446,15 +452,7 @@ def test_a_round_that_keeps_its_start_model_adds_no_earlier_entry(
 
     from napari_matseg.core.selection import CheckpointSelector
 
-    viewer, _, truth = viewer_with_image
-    train = AnnotateTrainWidget(viewer)
-    _paint(train.new_scribble_layer(), truth)
-    train.classes.add_class()
-    train.steps.setValue(3)
-    worker = train.start_training()
-    with qtbot.waitSignal(worker.finished, timeout=60_000):
-        pass
-    qtbot.waitUntil(lambda: train.model_entry is not None and not train.job.running, timeout=30_000)
+    train = _first_fit(viewer_with_image, qtbot)
     first = train.model_entry
     consider = CheckpointSelector.consider
     monkeypatch.setattr(CheckpointSelector, "consider",
